@@ -1,0 +1,43 @@
+/** agentq: a durable job queue, scheduler and event bus for AI-agent work. */
+export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult } from './queue.ts';
+export { Worker, type WorkerOptions, type Handler, type Handlers, type JobContext, type WorkerEvents } from './worker.ts';
+export {
+  STATUSES,
+  FINISHED_STATUSES,
+  STATUS_ALIASES,
+  TRANSITIONS,
+  resolveStatus,
+  isFinished,
+  backoffDelay,
+  type Job,
+  type JobStatus,
+  type JobLog,
+  type JobError,
+  type LogLevel,
+  type Json,
+  type BackoffOptions,
+} from './job.ts';
+export {
+  AgentqError,
+  ValidationError,
+  PayloadTooLargeError,
+  NotFoundError,
+  AmbiguousIdError,
+  ConflictError,
+  NonRetryableError,
+  JobTimeoutError,
+  JobCancelledError,
+  LeaseLostError,
+  ShutdownError,
+} from './errors.ts';
+export { ManualClock, systemClock, type Clock } from './clock.ts';
+export { parseConnectionString, defaultDatabasePath, openStore } from './connect.ts';
+export type { Store, WorkerInfo } from './store/store.ts';
+export type { SubmitInput } from './schema.ts';
+
+import { Queue, type QueueOptions } from './queue.ts';
+
+/** Opens a queue on a connection string: a SQLite file path or `sqlite:` URL (default: AGENTQ_DATABASE_URL, then a file in the user's data folder). */
+export function openQueue(url?: string, options?: QueueOptions): Promise<Queue> {
+  return Queue.open(url, options);
+}

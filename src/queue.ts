@@ -1,0 +1,369 @@
+/**
+ * The queue: submit, read, cancel, retry and tidy jobs. A thin, validating
+ * layer over a Store; the worker (worker.ts) runs what it holds.
+ */
+import { EventEmitter } from 'node:events';
+import { monotonicFactory } from 'ulidx';
+import { systemClock, type Clock } from './clock.ts';
+import { openStore } from './connect.ts';
+import { AmbiguousIdError, ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import {
+  DEFAULT_BACKOFF,
+  FINISHED_STATUSES,
+  isFinished,
+  resolveStatus,
+  STATUSES,
+  type BackoffOptions,
+  type Job,
+  type JobLog,
+  type JobStatus,
+} from './job.ts';
+import { encodeJson, parseOrThrow, resolveBackoff, submitSchema, toMillis, type SubmitInput } from './schema.ts';
+import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
+
+export interface QueueOptions {
+  /** The clock for leases, run-at and backoff. (Default: the system clock) */
+  clock?: Clock;
+  /** Largest payload, metadata or instructions, in bytes of JSON. (Default: 1 MiB) */
+  maxPayloadBytes?: number;
+  /** maxAttempts of a job that does not say. (Default: 3) */
+  defaultMaxAttempts?: number;
+  /** Backoff of a job that does not say. (Default: exponential from 1 s, up to 1 h, with jitter) */
+  defaultBackoff?: Partial<BackoffOptions>;
+  /** A running job is hung when its last heartbeat is older than this. (Default: 5 minutes) */
+  hungTimeoutMs?: number;
+  /** Apply migrations when opening. (Default: true) */
+  migrate?: boolean;
+}
+
+export interface ListOptions {
+  /** Statuses, or the seeds' words for them (`queued`, `active`, `success`, ...). */
+  status?: string | readonly string[];
+  agent?: string | readonly string[];
+  type?: string | readonly string[];
+  owner?: string | readonly string[];
+  tag?: string;
+  parentId?: string;
+  scheduleId?: string;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+  /** Page size. (Default: 50, at most 1000) */
+  limit?: number;
+  /** Newest first (`desc`, the default) or oldest first. */
+  order?: 'asc' | 'desc';
+}
+
+export interface JobPage {
+  jobs: Job[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface Stats {
+  total: number;
+  byStatus: Record<JobStatus, number>;
+  byAgent: Record<string, Record<JobStatus, number> & { total: number }>;
+}
+
+export interface CleanupOptions {
+  /** Only jobs that finished longer ago than this. (Default: 30 days) */
+  olderThanMs?: number;
+  /** Which finished statuses. (Default: completed, failed, cancelled) */
+  status?: string | readonly string[];
+  /** List what would go, delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface CleanupResult {
+  dryRun: boolean;
+  count: number;
+  ids: string[];
+}
+
+/** What happens inside the queue object, for workers in the same process. */
+interface LocalEvents {
+  submitted: [agents: Set<string>];
+  cancelled: [ids: string[]];
+}
+
+const DEFAULT_PAYLOAD_LIMIT = 1024 * 1024;
+const newId = monotonicFactory();
+
+function list<T extends string>(value: T | readonly T[] | undefined): readonly T[] | undefined {
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? [value] : value;
+}
+
+export function emptyCounts(): Record<JobStatus, number> {
+  return Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+}
+
+export class Queue {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly maxPayloadBytes: number;
+  readonly hungTimeoutMs: number;
+  readonly #defaultMaxAttempts: number;
+  readonly #defaultBackoff: BackoffOptions;
+  /** @internal Wakes workers of this process at once; other processes hear the store. */
+  readonly local = new EventEmitter<LocalEvents>();
+
+  constructor(store: Store, options: QueueOptions = {}) {
+    this.store = store;
+    this.clock = options.clock ?? systemClock;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_LIMIT;
+    this.hungTimeoutMs = options.hungTimeoutMs ?? 300_000;
+    this.#defaultMaxAttempts = options.defaultMaxAttempts ?? 3;
+    this.#defaultBackoff = { ...DEFAULT_BACKOFF, ...options.defaultBackoff };
+    this.local.setMaxListeners(0);
+  }
+
+  /** Opens (and migrates) the database a connection string names. */
+  static async open(url?: string, options: QueueOptions = {}): Promise<Queue> {
+    const store = await openStore(url, { clock: options.clock });
+    if (options.migrate !== false) await store.migrate();
+    return new Queue(store, options);
+  }
+
+  async close(): Promise<void> {
+    this.local.removeAllListeners();
+    await this.store.close();
+  }
+
+  // ---- submit -------------------------------------------------------------------------------
+
+  #prepare(input: unknown, field: string): NewJob {
+    const v = parseOrThrow(submitSchema, input, field);
+    const at = (name: string) => (field ? `${field}.${name}` : name);
+    if (v.runAt !== undefined && v.delayMs !== undefined) {
+      throw new ValidationError(at('delayMs'), 'give runAt or delayMs, not both');
+    }
+    const now = this.store.now();
+    const runAt = v.runAt !== undefined ? toMillis(v.runAt) : now + (v.delayMs ?? 0);
+    const instructions = v.instructions ?? '';
+    if (instructions.length > this.maxPayloadBytes) encodeJson(at('instructions'), instructions, this.maxPayloadBytes);
+    return {
+      id: newId(),
+      agent: v.agent,
+      type: v.type ?? 'default',
+      instructions,
+      payload: encodeJson(at('payload'), v.payload ?? null, this.maxPayloadBytes),
+      metadata: encodeJson(at('metadata'), v.metadata ?? {}, this.maxPayloadBytes),
+      tags: JSON.stringify(v.tags ?? []),
+      owner: v.owner ?? null,
+      priority: v.priority ?? 0,
+      maxAttempts: v.maxAttempts ?? this.#defaultMaxAttempts,
+      backoff: JSON.stringify(resolveBackoff(v.backoff, this.#defaultBackoff)),
+      timeoutMs: v.timeoutMs ?? null,
+      runAt,
+      key: v.key ?? null,
+      parentId: v.parentId ?? null,
+      dependsOn: v.dependsOn ?? [],
+      scheduleId: v.scheduleId ?? null,
+    };
+  }
+
+  /**
+   * Submits one job. With a `key` that an existing job has, returns that job
+   * instead (idempotent submit). Bad input throws a ValidationError naming the
+   * field, or PayloadTooLargeError, and stores nothing.
+   */
+  async submit(input: SubmitInput): Promise<Job> {
+    const [inserted] = await this.store.insertJobs([this.#prepare(input, '')]);
+    if (inserted.created) this.local.emit('submitted', new Set([inserted.job.agent]));
+    return inserted.job;
+  }
+
+  /** Submits many jobs in one transaction: all of them, or (on bad input) none. */
+  async submitMany(inputs: readonly SubmitInput[]): Promise<Job[]> {
+    if (!Array.isArray(inputs)) throw new ValidationError('jobs', 'expected an array of jobs');
+    const prepared = inputs.map((input, i) => this.#prepare(input, String(i)));
+    const inserted = await this.store.insertJobs(prepared);
+    const agents = new Set(inserted.filter((r) => r.created).map((r) => r.job.agent));
+    if (agents.size > 0) this.local.emit('submitted', agents);
+    return inserted.map((r) => r.job);
+  }
+
+  // ---- read ---------------------------------------------------------------------------------
+
+  /** The full id for an id or an unambiguous prefix of one. */
+  async resolveId(idOrPrefix: string): Promise<string> {
+    const text = String(idOrPrefix ?? '').trim();
+    if (text === '') throw new ValidationError('id', 'must not be empty');
+    if (await this.store.getJob(text)) return text;
+    const upper = text.toUpperCase();
+    const matches = await this.store.findJobIds(upper, 6);
+    if (matches.length === 1) return matches[0];
+    if (matches.length === 0) throw new NotFoundError('job', text);
+    throw new AmbiguousIdError(text, matches);
+  }
+
+  /** One job by id or unambiguous prefix; NotFoundError when there is none. */
+  async get(idOrPrefix: string): Promise<Job> {
+    const id = await this.resolveId(idOrPrefix);
+    const job = await this.store.getJob(id);
+    if (!job) throw new NotFoundError('job', id);
+    return job;
+  }
+
+  /** A page of jobs, newest first, with a keyset cursor for the next page. */
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ValidationError('limit', 'must be an integer from 1 to 1000');
+    }
+    const status = list(options.status)?.map((word) => {
+      const s = resolveStatus(word);
+      if (!s) throw new ValidationError('status', `unknown status ${word}; use one of ${STATUSES.join(', ')}`);
+      return s;
+    });
+    const filter: JobFilter = {
+      status,
+      agent: list(options.agent),
+      type: list(options.type),
+      owner: list(options.owner),
+      tag: options.tag,
+      parentId: options.parentId,
+      scheduleId: options.scheduleId,
+      after: options.cursor,
+      order: options.order,
+      limit: limit + 1,
+    };
+    const jobs = await this.store.listJobs(filter);
+    const more = jobs.length > limit;
+    if (more) jobs.length = limit;
+    return { jobs, nextCursor: more ? jobs[jobs.length - 1].id : null };
+  }
+
+  async logs(idOrPrefix: string, options: { after?: number; limit?: number } = {}): Promise<JobLog[]> {
+    const id = await this.resolveId(idOrPrefix);
+    return this.store.listLogs(id, options.after ?? 0, Math.min(options.limit ?? 1000, 10_000));
+  }
+
+  async stats(): Promise<Stats> {
+    const stats: Stats = { total: 0, byStatus: emptyCounts(), byAgent: {} };
+    for (const row of await this.store.stats()) {
+      const count = Number(row.count);
+      stats.total += count;
+      stats.byStatus[row.status] += count;
+      const agent = (stats.byAgent[row.agent] ??= { ...emptyCounts(), total: 0 });
+      agent[row.status] += count;
+      agent.total += count;
+    }
+    return stats;
+  }
+
+  /** Running jobs whose last heartbeat is older than the hung timeout. */
+  async hung(options: { timeoutMs?: number } = {}): Promise<Job[]> {
+    return this.store.hungJobs(options.timeoutMs ?? this.hungTimeoutMs);
+  }
+
+  /** Workers that sent a heartbeat recently. */
+  async workers(options: { aliveWithinMs?: number } = {}): Promise<WorkerInfo[]> {
+    return this.store.listWorkers(options.aliveWithinMs ?? 60_000);
+  }
+
+  // ---- change -------------------------------------------------------------------------------
+
+  /**
+   * Cancels a job: a blocked or pending one at once, a running one by firing its
+   * handler's signal. Dependents are cancelled too. Cancelling a cancelled job
+   * returns it unchanged; a completed or failed one is a ConflictError.
+   */
+  async cancel(idOrPrefix: string, options: { reason?: string } = {}): Promise<Job> {
+    const id = await this.resolveId(idOrPrefix);
+    const error = JSON.stringify({ message: options.reason ?? 'cancelled by request', code: 'cancelled' });
+    const result = await this.store.cancelJob(id, error);
+    if (!result) throw new NotFoundError('job', id);
+    if (result.previous === 'cancelled') return result.job;
+    if (result.job.status !== 'cancelled') {
+      throw new ConflictError(`job ${id} is already ${result.job.status} and cannot be cancelled`, {
+        status: result.job.status,
+      });
+    }
+    this.local.emit('cancelled', [id, ...result.cascaded]);
+    return result.job;
+  }
+
+  /**
+   * Runs a failed or cancelled job again. `attempts` more attempts are allowed
+   * (Default: 1) on top of those spent; the count of attempts keeps growing.
+   */
+  async retry(idOrPrefix: string, options: { attempts?: number } = {}): Promise<Job> {
+    const id = await this.resolveId(idOrPrefix);
+    const extra = options.attempts ?? 1;
+    if (!Number.isInteger(extra) || extra < 1) throw new ValidationError('attempts', 'must be a positive integer');
+    const job = await this.store.retryJob(id, extra);
+    if (!job) throw new NotFoundError('job', id);
+    if (job.status === 'pending') this.local.emit('submitted', new Set([job.agent]));
+    return job;
+  }
+
+  /** Deletes finished jobs (and their logs) older than a cut-off; with dryRun, only lists them. */
+  async cleanup(options: CleanupOptions = {}): Promise<CleanupResult> {
+    const olderThanMs = options.olderThanMs ?? 30 * 86_400_000;
+    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
+      throw new ValidationError('olderThanMs', 'must be a non-negative number of milliseconds');
+    }
+    const statuses = (list(options.status) ?? FINISHED_STATUSES).map((word) => {
+      const s = resolveStatus(word);
+      if (!s || !isFinished(s)) {
+        throw new ValidationError('status', `${word} is not a finished status; use completed, failed or cancelled`);
+      }
+      return s;
+    });
+    const dryRun = options.dryRun ?? false;
+    const ids = await this.store.cleanup({ statuses, finishedBefore: this.store.now() - olderThanMs, dryRun });
+    return { dryRun, count: ids.length, ids };
+  }
+
+  /** At most `max` jobs of `agent` run at once across every worker; null lifts the cap. */
+  async setAgentConcurrency(agent: string, max: number | null): Promise<void> {
+    if (max !== null && (!Number.isInteger(max) || max < 0)) {
+      throw new ValidationError('max', 'must be a non-negative integer or null');
+    }
+    await this.store.setAgentConcurrency(agent, max);
+  }
+
+  /** Takes back running jobs whose lease expired. Workers do this on their own; tests call it after moving the clock. */
+  async rescueExpired(): Promise<RescueResult> {
+    const result = await this.store.rescueExpired();
+    if (result.requeued.length > 0) this.local.emit('submitted', new Set(['*']));
+    return result;
+  }
+
+  /** Resolves when the job has finished (completed, failed or cancelled). */
+  async wait(idOrPrefix: string, options: { timeoutMs?: number; signal?: AbortSignal; pollMs?: number } = {}): Promise<Job> {
+    const id = await this.resolveId(idOrPrefix);
+    const deadline = options.timeoutMs == null ? Infinity : Date.now() + options.timeoutMs;
+    const pollMs = options.pollMs ?? 1000;
+    let wake: (() => void) | undefined;
+    const poke = () => wake?.();
+    const stop = this.store.onChange(poke);
+    try {
+      for (;;) {
+        const job = await this.store.getJob(id);
+        if (!job) throw new NotFoundError('job', id);
+        if (isFinished(job.status)) return job;
+        options.signal?.throwIfAborted();
+        const left = deadline - Date.now();
+        if (left <= 0) throw new ConflictError(`job ${id} is still ${job.status} after ${options.timeoutMs} ms`, { status: job.status, timeout: true });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.min(pollMs, left));
+          function done() {
+            clearTimeout(timer);
+            wake = undefined;
+            options.signal?.removeEventListener('abort', done);
+            resolve();
+          }
+          wake = done;
+          options.signal?.addEventListener('abort', done);
+        });
+      }
+    } finally {
+      stop();
+    }
+  }
+}
+
+export type { SubmitInput };

@@ -1,0 +1,117 @@
+/** Mapping between stored rows (snake_case, ms timestamps, JSON text) and Job objects. */
+import type { BackoffOptions, Job, JobError, JobLog, JobStatus, Json, LogLevel } from '../job.ts';
+
+export interface JobRow {
+  id: string;
+  agent: string;
+  type: string;
+  instructions: string;
+  payload: string;
+  metadata: string;
+  tags: string;
+  owner: string | null;
+  priority: number;
+  status: JobStatus;
+  progress: number;
+  progress_message: string | null;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  max_attempts: number;
+  backoff: string;
+  timeout_ms: number | null;
+  run_at: number;
+  key: string | null;
+  parent_id: string | null;
+  depends_on: string;
+  schedule_id: string | null;
+  worker_id: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  heartbeat_at: number | null;
+  lease_expires_at: number | null;
+}
+
+export interface LogRow {
+  id: number;
+  job_id: string;
+  attempt: number;
+  at: number;
+  level: LogLevel;
+  message: string;
+  data: string | null;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms == null ? null : iso(Number(ms)));
+
+export function rowToJob(r: JobRow, now: number): Job {
+  const startedAt = r.started_at == null ? null : Number(r.started_at);
+  const finishedAt = r.finished_at == null ? null : Number(r.finished_at);
+  let durationMs: number | null = null;
+  if (startedAt != null) {
+    if (finishedAt != null) durationMs = Math.max(0, finishedAt - startedAt);
+    else if (r.status === 'running') durationMs = Math.max(0, now - startedAt);
+  }
+  return {
+    id: r.id,
+    agent: r.agent,
+    type: r.type,
+    instructions: r.instructions,
+    payload: JSON.parse(r.payload) as Json,
+    metadata: JSON.parse(r.metadata) as Job['metadata'],
+    tags: JSON.parse(r.tags) as string[],
+    owner: r.owner,
+    priority: Number(r.priority),
+    status: r.status,
+    progress: Number(r.progress),
+    progressMessage: r.progress_message,
+    result: r.result == null ? null : (JSON.parse(r.result) as Json),
+    error: r.error == null ? null : (JSON.parse(r.error) as JobError),
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    backoff: JSON.parse(r.backoff) as BackoffOptions,
+    timeoutMs: r.timeout_ms == null ? null : Number(r.timeout_ms),
+    runAt: iso(Number(r.run_at)),
+    key: r.key,
+    parentId: r.parent_id,
+    dependsOn: JSON.parse(r.depends_on) as string[],
+    scheduleId: r.schedule_id,
+    workerId: r.worker_id,
+    createdAt: iso(Number(r.created_at)),
+    updatedAt: iso(Number(r.updated_at)),
+    startedAt: isoOrNull(startedAt),
+    finishedAt: isoOrNull(finishedAt),
+    heartbeatAt: isoOrNull(r.heartbeat_at),
+    leaseExpiresAt: isoOrNull(r.lease_expires_at),
+    durationMs,
+  };
+}
+
+export function rowToLog(r: LogRow): JobLog {
+  return {
+    id: Number(r.id),
+    jobId: r.job_id,
+    attempt: Number(r.attempt),
+    at: iso(Number(r.at)),
+    level: r.level,
+    message: r.message,
+    data: r.data == null ? null : (JSON.parse(r.data) as Json),
+  };
+}
+
+/** The error stored on a job whose dependency failed or was cancelled. */
+export function dependencyError(dependencyId: string, dependencyStatus: JobStatus): string {
+  return JSON.stringify({
+    message: `dependency ${dependencyId} ${dependencyStatus === 'failed' ? 'failed' : 'was cancelled'}`,
+    code: 'dependency_failed',
+    dependency: dependencyId,
+  });
+}
+
+export const LEASE_EXPIRED_ERROR = JSON.stringify({
+  message: 'the worker running this job stopped renewing its lease (crashed, killed or cut off)',
+  code: 'lease_expired',
+});

@@ -1,0 +1,736 @@
+/**
+ * The SQLite engine: one file, no server, through Node's built-in node:sqlite.
+ *
+ * WAL mode lets readers run beside the one writer; every change is a
+ * `BEGIN IMMEDIATE` transaction, so writers from several processes queue on
+ * the file lock (busy timeout) instead of failing, and each transaction sees
+ * and checks the state it changes. node:sqlite is synchronous: a transaction
+ * runs start to end without yielding to the event loop, so nothing in this
+ * process can interleave with it either.
+ *
+ * Cross-process wake-ups: every commit appends to the `-wal` file, so a
+ * watcher on the database's folder hears other processes' writes within a
+ * millisecond or two without polling. It is a hint; workers still poll slowly.
+ */
+import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
+import { watch, type FSWatcher, mkdirSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { Clock } from '../../clock.ts';
+import { systemClock } from '../../clock.ts';
+import { ConflictError, ValidationError } from '../../errors.ts';
+import { fromStatesSql, TRANSITIONS, type Job, type JobLog, type JobStatus } from '../../job.ts';
+import {
+  dependencyError,
+  LEASE_EXPIRED_ERROR,
+  rowToJob,
+  rowToLog,
+  type JobRow,
+  type LogRow,
+} from '../rows.ts';
+import type {
+  CancelResult,
+  ClaimParams,
+  CleanupParams,
+  InsertedJob,
+  JobFilter,
+  JobState,
+  Lease,
+  NewJob,
+  NewLog,
+  Outcome,
+  RescueResult,
+  StatsRow,
+  Store,
+  WorkerInfo,
+  WorkerRegistration,
+} from '../store.ts';
+import { migrations } from './migrations.ts';
+
+export interface SqliteStoreOptions {
+  clock?: Clock;
+  /** How long a writer waits for another process's transaction. (Default: 10000 ms) */
+  busyTimeoutMs?: number;
+}
+
+const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
+
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite' as const;
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #clock: Clock;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #listeners = new Set<() => void>();
+  #watcher: FSWatcher | undefined;
+  #closed = false;
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.path = path === ':memory:' ? path : resolve(path);
+    this.#clock = options.clock ?? systemClock;
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    this.#db = new DatabaseSync(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+    this.#db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA temp_store = MEMORY;
+      PRAGMA cache_size = -16000;
+    `);
+  }
+
+  now(): number {
+    return this.#clock.now();
+  }
+
+  #stmt(sql: string): StatementSync {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  #all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    return this.#stmt(sql).all(...params) as unknown as T[];
+  }
+
+  #get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    return this.#stmt(sql).get(...params) as unknown as T | undefined;
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.#stmt(sql).run(...params).changes);
+  }
+
+  /** Runs `fn` in a write transaction: all of it or none of it. */
+  #tx<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  async migrate(): Promise<number> {
+    return this.migrateSync();
+  }
+
+  migrateSync(): number {
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS agentq_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    return this.#tx(() => {
+      const row = this.#db.prepare('SELECT max(version) AS v FROM agentq_migrations').get() as { v: number | null };
+      let version = row.v ?? 0;
+      for (const m of migrations) {
+        if (m.version <= version) continue;
+        this.#db.exec(m.sql);
+        this.#db
+          .prepare('INSERT INTO agentq_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+          .run(m.version, m.name, Date.now());
+        version = m.version;
+      }
+      return version;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watcher?.close();
+    this.#listeners.clear();
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  // ---- jobs ---------------------------------------------------------------------------------
+
+  async insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]> {
+    const now = this.now();
+    return this.#tx(() => jobs.map((job) => this.#insertOne(job, now)));
+  }
+
+  #insertOne(job: NewJob, now: number): InsertedJob {
+    if (job.key != null) {
+      const existing = this.#get<JobRow>('SELECT * FROM jobs WHERE key = ?', job.key);
+      if (existing) return { job: rowToJob(existing, now), created: false };
+    }
+    if (job.parentId != null && !this.#get('SELECT 1 AS x FROM jobs WHERE id = ?', job.parentId)) {
+      throw new ValidationError('parentId', `no job with id ${job.parentId}`);
+    }
+    let status: JobStatus = 'pending';
+    let error: string | null = null;
+    let finishedAt: number | null = null;
+    job.dependsOn.forEach((dep, i) => {
+      const row = this.#get<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?', dep);
+      if (!row) throw new ValidationError(`dependsOn.${i}`, `no job with id ${dep}`);
+      if (status === 'cancelled') return;
+      if (row.status === 'failed' || row.status === 'cancelled') {
+        status = 'cancelled';
+        error = dependencyError(dep, row.status);
+        finishedAt = now;
+      } else if (row.status !== 'completed') {
+        status = 'blocked';
+      }
+    });
+    const row = this.#get<JobRow>(
+      `INSERT INTO jobs (id, agent, type, instructions, payload, metadata, tags, owner, priority, status,
+         error, max_attempts, backoff, timeout_ms, run_at, key, parent_id, depends_on, schedule_id,
+         created_at, updated_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      job.id,
+      job.agent,
+      job.type,
+      job.instructions,
+      job.payload,
+      job.metadata,
+      job.tags,
+      job.owner,
+      job.priority,
+      status,
+      error,
+      job.maxAttempts,
+      job.backoff,
+      job.timeoutMs,
+      job.runAt,
+      job.key,
+      job.parentId,
+      JSON.stringify(job.dependsOn),
+      job.scheduleId,
+      now,
+      now,
+      finishedAt,
+    )!;
+    for (const dep of new Set(job.dependsOn)) {
+      this.#run('INSERT INTO job_deps (job_id, depends_on) VALUES (?, ?)', job.id, dep);
+    }
+    return { job: rowToJob(row, now), created: true };
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const row = this.#get<JobRow>('SELECT * FROM jobs WHERE id = ?', id);
+    return row ? rowToJob(row, this.now()) : null;
+  }
+
+  async findJobIds(prefix: string, limit: number): Promise<string[]> {
+    // A range on the primary key, so a prefix costs an index seek, not a scan.
+    const rows = this.#all<{ id: string }>(
+      `SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`,
+      prefix,
+      prefix + '\uffff',
+      limit,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async listJobs(filter: JobFilter): Promise<Job[]> {
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    const inList = (column: string, values: readonly string[] | undefined) => {
+      if (!values || values.length === 0) return;
+      where.push(`${column} IN (${values.map(() => '?').join(',')})`);
+      params.push(...values);
+    };
+    inList('status', filter.status);
+    inList('agent', filter.agent);
+    inList('type', filter.type);
+    inList('owner', filter.owner);
+    if (filter.tag != null) {
+      where.push('EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)');
+      params.push(filter.tag);
+    }
+    if (filter.parentId != null) {
+      where.push('parent_id = ?');
+      params.push(filter.parentId);
+    }
+    if (filter.scheduleId != null) {
+      where.push('schedule_id = ?');
+      params.push(filter.scheduleId);
+    }
+    const desc = filter.order !== 'asc';
+    if (filter.after != null) {
+      where.push(desc ? 'id < ?' : 'id > ?');
+      params.push(filter.after);
+    }
+    params.push(filter.limit);
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+      ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`;
+    const now = this.now();
+    return this.#all<JobRow>(sql, ...params).map((r) => rowToJob(r, now));
+  }
+
+  async listChildren(parentId: string): Promise<Job[]> {
+    const now = this.now();
+    return this.#all<JobRow>('SELECT * FROM jobs WHERE parent_id = ? ORDER BY id', parentId).map((r) =>
+      rowToJob(r, now),
+    );
+  }
+
+  /**
+   * One index-ordered scan per agent, merged: `agent IN (...)` with ORDER BY
+   * priority would make SQLite sort the whole backlog on every claim.
+   */
+  #claimSql(agents: number, types: number): string {
+    const key = `claim:${agents}:${types}`;
+    let sql = this.#claimSqlCache.get(key);
+    if (!sql) {
+      const typeFilter = types > 0 ? ` AND type IN (${new Array(types).fill('?').join(',')})` : '';
+      const arm = `SELECT * FROM (SELECT id, priority, run_at FROM jobs
+          WHERE status = 'pending' AND agent = ? AND run_at <= ?${typeFilter}
+          ORDER BY priority DESC, run_at, id LIMIT ?)`;
+      sql = `UPDATE jobs SET status = 'running', worker_id = ?, attempts = attempts + 1, started_at = ?,
+          heartbeat_at = ?, lease_expires_at = ?, updated_at = ?, progress = 0, progress_message = NULL
+        WHERE id IN (SELECT id FROM (${new Array(agents).fill(arm).join(' UNION ALL ')})
+          ORDER BY priority DESC, run_at, id LIMIT ?)
+        RETURNING *`;
+      this.#claimSqlCache.set(key, sql);
+    }
+    return sql;
+  }
+  readonly #claimSqlCache = new Map<string, string>();
+
+  async claimJobs(p: ClaimParams): Promise<Job[]> {
+    if (p.limit <= 0 || p.agents.length === 0) return [];
+    const now = this.now();
+    const rows = this.#tx(() => {
+      const caps = this.#capsFor(p.agents);
+      const params: SQLInputValue[] = [p.workerId, now, now, now + p.leaseMs, now];
+      let any = false;
+      for (const agent of p.agents) {
+        const room = caps.get(agent) ?? p.limit;
+        if (room > 0) any = true;
+        params.push(agent, now, ...(p.types ?? []), Math.min(room, p.limit));
+      }
+      if (!any) return [];
+      params.push(p.limit);
+      return this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
+    });
+    rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+    return rows.map((r) => rowToJob(r, now));
+  }
+
+  /** Room left under each capped agent's global concurrency limit. */
+  #capsFor(agents: readonly string[]): Map<string, number> {
+    const room = new Map<string, number>();
+    const caps = this.#all<{ name: string; max_concurrency: number }>(
+      'SELECT name, max_concurrency FROM agents WHERE max_concurrency IS NOT NULL',
+    );
+    for (const cap of caps) {
+      if (!agents.includes(cap.name)) continue;
+      const { n } = this.#get<{ n: number }>(
+        `SELECT count(*) AS n FROM jobs WHERE status = 'running' AND agent = ?`,
+        cap.name,
+      )!;
+      room.set(cap.name, Math.max(0, cap.max_concurrency - n));
+    }
+    return room;
+  }
+
+  async heartbeat(leases: readonly Lease[], leaseMs: number): Promise<Set<string>> {
+    const held = new Set<string>();
+    if (leases.length === 0) return held;
+    const now = this.now();
+    this.#tx(() => {
+      for (const l of leases) {
+        const changed = this.#run(
+          `UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND ${FENCE}`,
+          now,
+          now + leaseMs,
+          l.id,
+          l.workerId,
+          l.attempt,
+        );
+        if (changed) held.add(l.id);
+      }
+    });
+    return held;
+  }
+
+  async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
+    if (outcomes.length === 0) return [];
+    const now = this.now();
+    return this.#tx(() => outcomes.map((o) => this.#finishOne(o, now)));
+  }
+
+  #finishOne(o: Outcome, now: number): boolean {
+    const { id, workerId, attempt } = o.lease;
+    switch (o.kind) {
+      case 'complete': {
+        const changed = this.#run(
+          `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,
+             updated_at = ?, lease_expires_at = NULL WHERE id = ? AND ${FENCE}`,
+          o.result,
+          now,
+          now,
+          id,
+          workerId,
+          attempt,
+        );
+        if (changed) this.#unblockDependents(id, now);
+        return changed > 0;
+      }
+      case 'fail': {
+        const changed = this.#run(
+          `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+           WHERE id = ? AND ${FENCE}`,
+          o.error,
+          now,
+          now,
+          id,
+          workerId,
+          attempt,
+        );
+        if (changed) this.#cancelDependents(id, 'failed', now);
+        return changed > 0;
+      }
+      case 'retry':
+        return (
+          this.#run(
+            `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
+               updated_at = ? WHERE id = ? AND ${FENCE}`,
+            o.error,
+            o.runAt,
+            now,
+            id,
+            workerId,
+            attempt,
+          ) > 0
+        );
+      case 'release':
+        // Handed back unspent: the attempt is given back, the job is due at once.
+        return (
+          this.#run(
+            `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+               started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`,
+            now,
+            id,
+            workerId,
+            attempt,
+          ) > 0
+        );
+    }
+  }
+
+  /** Dependents whose last dependency just completed become pending. */
+  #unblockDependents(id: string, now: number): void {
+    const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', id);
+    for (const { job_id } of dependents) {
+      this.#run(
+        `UPDATE jobs SET status = 'pending', updated_at = ?
+         WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
+           SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
+           WHERE d.job_id = ? AND j.status <> 'completed')`,
+        now,
+        job_id,
+        job_id,
+      );
+    }
+  }
+
+  /** Dependents (transitively) of a failed or cancelled job are cancelled, naming it. */
+  #cancelDependents(id: string, status: JobStatus, now: number): string[] {
+    const cancelled: string[] = [];
+    const queue: Array<[string, JobStatus]> = [[id, status]];
+    while (queue.length > 0) {
+      const [dep, depStatus] = queue.shift()!;
+      const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', dep);
+      for (const { job_id } of dependents) {
+        const changed = this.#run(
+          `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?
+           WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`,
+          dependencyError(dep, depStatus),
+          now,
+          now,
+          job_id,
+        );
+        if (changed) {
+          cancelled.push(job_id);
+          queue.push([job_id, 'cancelled']);
+        }
+      }
+    }
+    return cancelled;
+  }
+
+  async setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean> {
+    return (
+      this.#run(
+        `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
+        progress,
+        message,
+        this.now(),
+        lease.id,
+        lease.workerId,
+        lease.attempt,
+      ) > 0
+    );
+  }
+
+  async jobStates(ids: readonly string[]): Promise<JobState[]> {
+    if (ids.length === 0) return [];
+    return this.#all<{ id: string; status: JobStatus; worker_id: string | null; attempts: number }>(
+      `SELECT id, status, worker_id, attempts FROM jobs WHERE id IN (${ids.map(() => '?').join(',')})`,
+      ...ids,
+    ).map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts) }));
+  }
+
+  async cancelJob(id: string, error: string): Promise<CancelResult | null> {
+    const now = this.now();
+    return this.#tx(() => {
+      const before = this.#get<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?', id);
+      if (!before) return null;
+      let cascaded: string[] = [];
+      const changed = this.#run(
+        `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+         WHERE id = ? AND status IN (${fromStatesSql('cancel')})`,
+        error,
+        now,
+        now,
+        id,
+      );
+      if (changed) cascaded = this.#cancelDependents(id, 'cancelled', now);
+      const row = this.#get<JobRow>('SELECT * FROM jobs WHERE id = ?', id)!;
+      return { job: rowToJob(row, now), previous: before.status, cascaded };
+    });
+  }
+
+  async retryJob(id: string, extraAttempts: number): Promise<Job | null> {
+    const now = this.now();
+    return this.#tx(() => {
+      const before = this.#get<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?', id);
+      if (!before) return null;
+      if (!(TRANSITIONS.retry.from as readonly JobStatus[]).includes(before.status)) {
+        throw new ConflictError(`job ${id} is ${before.status}; only failed or cancelled jobs can be retried`, {
+          status: before.status,
+        });
+      }
+      const deps = this.#all<{ id: string; status: JobStatus }>(
+        'SELECT j.id, j.status FROM job_deps d JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ?',
+        id,
+      );
+      const lost = deps.find((d) => d.status === 'failed' || d.status === 'cancelled');
+      if (lost) {
+        throw new ConflictError(`dependency ${lost.id} is ${lost.status}; retry it first`, { dependency: lost.id });
+      }
+      const status = deps.every((d) => d.status === 'completed') ? 'pending' : 'blocked';
+      const row = this.#get<JobRow>(
+        `UPDATE jobs SET status = ?, max_attempts = max(max_attempts, attempts + ?), run_at = ?, result = NULL,
+           error = NULL, progress = 0, progress_message = NULL, worker_id = NULL, lease_expires_at = NULL,
+           started_at = NULL, finished_at = NULL, heartbeat_at = NULL, updated_at = ?
+         WHERE id = ? AND status IN (${fromStatesSql('retry')}) RETURNING *`,
+        status,
+        extraAttempts,
+        now,
+        now,
+        id,
+      )!;
+      return rowToJob(row, now);
+    });
+  }
+
+  async rescueExpired(): Promise<RescueResult> {
+    const now = this.now();
+    return this.#tx(() => {
+      const requeued = this.#all<{ id: string }>(
+        `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
+           updated_at = ?
+         WHERE status IN (${fromStatesSql('rescue')}) AND lease_expires_at < ? AND attempts < max_attempts
+         RETURNING id`,
+        LEASE_EXPIRED_ERROR,
+        now,
+        now,
+        now,
+      ).map((r) => r.id);
+      const failed = this.#all<{ id: string }>(
+        `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+         WHERE status IN (${fromStatesSql('rescue')}) AND lease_expires_at < ? AND attempts >= max_attempts
+         RETURNING id`,
+        LEASE_EXPIRED_ERROR,
+        now,
+        now,
+        now,
+      ).map((r) => r.id);
+      for (const id of failed) this.#cancelDependents(id, 'failed', now);
+      return { requeued, failed };
+    });
+  }
+
+  async hungJobs(olderThanMs: number): Promise<Job[]> {
+    const now = this.now();
+    return this.#all<JobRow>(
+      `SELECT * FROM jobs WHERE status = 'running' AND heartbeat_at < ? ORDER BY heartbeat_at`,
+      now - olderThanMs,
+    ).map((r) => rowToJob(r, now));
+  }
+
+  async nextRunAt(agents: readonly string[]): Promise<number | null> {
+    if (agents.length === 0) return null;
+    const row = this.#get<{ t: number | null }>(
+      `SELECT min(run_at) AS t FROM jobs WHERE status = 'pending' AND agent IN (${agents.map(() => '?').join(',')})`,
+      ...agents,
+    );
+    return row?.t ?? null;
+  }
+
+  // ---- logs ---------------------------------------------------------------------------------
+
+  async appendLogs(logs: readonly NewLog[]): Promise<void> {
+    if (logs.length === 0) return;
+    const now = this.now();
+    this.#tx(() => {
+      for (const l of logs) {
+        this.#run(
+          'INSERT INTO job_logs (job_id, attempt, at, level, message, data) VALUES (?, ?, ?, ?, ?, ?)',
+          l.jobId,
+          l.attempt,
+          now,
+          l.level,
+          l.message,
+          l.data,
+        );
+      }
+    });
+  }
+
+  async listLogs(jobId: string, after: number, limit: number): Promise<JobLog[]> {
+    return this.#all<LogRow>(
+      'SELECT * FROM job_logs WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?',
+      jobId,
+      after,
+      limit,
+    ).map(rowToLog);
+  }
+
+  // ---- stats and retention -----------------------------------------------------------------
+
+  async stats(): Promise<StatsRow[]> {
+    return this.#all<StatsRow>('SELECT status, agent, count(*) AS count FROM jobs GROUP BY status, agent');
+  }
+
+  async cleanup(p: CleanupParams): Promise<string[]> {
+    const finished = p.statuses.filter((s) => s === 'completed' || s === 'failed' || s === 'cancelled');
+    if (finished.length === 0) return [];
+    const where = `status IN (${finished.map(() => '?').join(',')}) AND finished_at < ?`;
+    const params = [...finished, p.finishedBefore];
+    if (p.dryRun) return this.#all<{ id: string }>(`SELECT id FROM jobs WHERE ${where} ORDER BY id`, ...params).map((r) => r.id);
+    return this.#tx(() => {
+      const ids = this.#all<{ id: string }>(`SELECT id FROM jobs WHERE ${where} ORDER BY id`, ...params).map((r) => r.id);
+      const target = `SELECT id FROM jobs WHERE ${where}`;
+      this.#run(`DELETE FROM job_logs WHERE job_id IN (${target})`, ...params);
+      this.#run(`DELETE FROM job_deps WHERE job_id IN (${target})`, ...params);
+      this.#run(`DELETE FROM jobs WHERE ${where}`, ...params);
+      return ids;
+    });
+  }
+
+  // ---- workers and agents -----------------------------------------------------------------
+
+  async registerWorker(w: WorkerRegistration): Promise<void> {
+    const now = this.now();
+    this.#tx(() => {
+      // Rows of workers silent for a day are history nobody reads.
+      this.#run('DELETE FROM workers WHERE heartbeat_at < ?', now - 86_400_000);
+      this.#run(
+        `INSERT OR REPLACE INTO workers (id, name, host, pid, agents, types, concurrency, started_at, heartbeat_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        w.id,
+        w.name,
+        w.host,
+        w.pid,
+        JSON.stringify(w.agents),
+        w.types ? JSON.stringify(w.types) : null,
+        w.concurrency,
+        now,
+        now,
+      );
+    });
+  }
+
+  async workerHeartbeat(id: string): Promise<void> {
+    this.#run('UPDATE workers SET heartbeat_at = ? WHERE id = ?', this.now(), id);
+  }
+
+  async removeWorker(id: string): Promise<void> {
+    this.#run('DELETE FROM workers WHERE id = ?', id);
+  }
+
+  async listWorkers(aliveWithinMs: number): Promise<WorkerInfo[]> {
+    const rows = this.#all<{
+      id: string;
+      name: string;
+      host: string;
+      pid: number;
+      agents: string;
+      types: string | null;
+      concurrency: number;
+      started_at: number;
+      heartbeat_at: number;
+    }>('SELECT * FROM workers WHERE heartbeat_at >= ? ORDER BY started_at', this.now() - aliveWithinMs);
+    const running = new Map<string, string[]>();
+    for (const r of this.#all<{ id: string; worker_id: string }>(
+      `SELECT id, worker_id FROM jobs WHERE status = 'running' ORDER BY id`,
+    )) {
+      const list = running.get(r.worker_id) ?? [];
+      list.push(r.id);
+      running.set(r.worker_id, list);
+    }
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      host: r.host,
+      pid: Number(r.pid),
+      agents: JSON.parse(r.agents) as string[],
+      types: r.types == null ? null : (JSON.parse(r.types) as string[]),
+      concurrency: Number(r.concurrency),
+      startedAt: new Date(Number(r.started_at)).toISOString(),
+      heartbeatAt: new Date(Number(r.heartbeat_at)).toISOString(),
+      running: running.get(r.id) ?? [],
+    }));
+  }
+
+  async setAgentConcurrency(agent: string, max: number | null): Promise<void> {
+    this.#run(
+      `INSERT INTO agents (name, max_concurrency, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`,
+      agent,
+      max,
+      this.now(),
+    );
+  }
+
+  async agentConcurrency(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of this.#all<{ name: string; max_concurrency: number }>(
+      'SELECT name, max_concurrency FROM agents WHERE max_concurrency IS NOT NULL ORDER BY name',
+    )) {
+      out[r.name] = Number(r.max_concurrency);
+    }
+    return out;
+  }
+
+  // ---- change notifications ------------------------------------------------------------------
+
+  onChange(listener: () => void): () => void {
+    if (this.path === ':memory:') return () => {};
+    this.#listeners.add(listener);
+    if (!this.#watcher) {
+      const names = new Set([basename(this.path), basename(this.path) + '-wal']);
+      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (file == null || names.has(String(file))) for (const l of this.#listeners) l();
+      });
+      this.#watcher.on('error', () => {
+        this.#watcher = undefined;
+      });
+    }
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) {
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      }
+    };
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The storage boundary. Everything above it (queue, worker, CLI, server)
+ * speaks only to this interface; SQLite and PostgreSQL implement it with the
+ * same behaviour, checked by one test suite. Every method that changes a job is
+ * one transaction that checks the state it expects (see TRANSITIONS in job.ts).
+ */
+import type { Job, JobLog, JobStatus, LogLevel } from '../job.ts';
+
+/** A job ready to be stored: validated, defaults applied, JSON already encoded. */
+export interface NewJob {
+  id: string;
+  agent: string;
+  type: string;
+  instructions: string;
+  payload: string;
+  metadata: string;
+  tags: string;
+  owner: string | null;
+  priority: number;
+  maxAttempts: number;
+  backoff: string;
+  timeoutMs: number | null;
+  runAt: number;
+  key: string | null;
+  parentId: string | null;
+  dependsOn: string[];
+  scheduleId: string | null;
+}
+
+export interface JobState {
+  id: string;
+  status: JobStatus;
+  workerId: string | null;
+  attempt: number;
+}
+
+export interface InsertedJob {
+  job: Job;
+  /** false when a job with the same idempotency key already existed and is returned instead. */
+  created: boolean;
+}
+
+/** The right to change a running job: held by one worker for one attempt. */
+export interface Lease {
+  id: string;
+  workerId: string;
+  attempt: number;
+}
+
+export interface ClaimParams {
+  workerId: string;
+  agents: readonly string[];
+  /** Only jobs of these types, when given. */
+  types?: readonly string[];
+  limit: number;
+  leaseMs: number;
+}
+
+/** How an attempt ended, as the worker reports it. Encoded JSON in `result`/`error`. */
+export type Outcome =
+  | { kind: 'complete'; lease: Lease; result: string }
+  | { kind: 'fail'; lease: Lease; error: string }
+  | { kind: 'retry'; lease: Lease; error: string; runAt: number }
+  | { kind: 'release'; lease: Lease };
+
+export interface JobFilter {
+  status?: readonly JobStatus[];
+  agent?: readonly string[];
+  type?: readonly string[];
+  owner?: readonly string[];
+  tag?: string;
+  parentId?: string;
+  scheduleId?: string;
+  /** Keyset cursor: the id of the last job of the previous page. */
+  after?: string;
+  /** Newest first (desc, the default) or oldest first. */
+  order?: 'asc' | 'desc';
+  limit: number;
+}
+
+export interface NewLog {
+  jobId: string;
+  attempt: number;
+  level: LogLevel;
+  message: string;
+  data: string | null;
+}
+
+export interface StatsRow {
+  status: JobStatus;
+  agent: string;
+  count: number;
+}
+
+export interface CleanupParams {
+  statuses: readonly JobStatus[];
+  finishedBefore: number;
+  dryRun: boolean;
+}
+
+export interface WorkerInfo {
+  id: string;
+  name: string;
+  host: string;
+  pid: number;
+  agents: string[];
+  types: string[] | null;
+  concurrency: number;
+  startedAt: string;
+  heartbeatAt: string;
+  /** Ids of the jobs this worker holds now. */
+  running: string[];
+}
+
+export interface WorkerRegistration {
+  id: string;
+  name: string;
+  host: string;
+  pid: number;
+  agents: readonly string[];
+  types: readonly string[] | null;
+  concurrency: number;
+}
+
+export interface CancelResult {
+  job: Job;
+  /** The status before the cancel; equal to job.status when nothing changed. */
+  previous: JobStatus;
+  /** Dependents cancelled along with it. */
+  cascaded: string[];
+}
+
+export interface RescueResult {
+  requeued: string[];
+  failed: string[];
+}
+
+export interface Store {
+  readonly engine: 'sqlite' | 'postgres';
+
+  /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */
+  migrate(): Promise<number>;
+  close(): Promise<void>;
+  /** The store's clock reading, in ms since the epoch (the database's clock where it has one). */
+  now(): number;
+
+  /**
+   * Inserts jobs in one transaction. Jobs whose key exists return the existing
+   * job. Unknown `dependsOn` or `parentId` ids throw a ValidationError and
+   * nothing is stored.
+   */
+  insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]>;
+  getJob(id: string): Promise<Job | null>;
+  /** Ids that start with `prefix`, at most `limit`. */
+  findJobIds(prefix: string, limit: number): Promise<string[]>;
+  listJobs(filter: JobFilter): Promise<Job[]>;
+  /** Jobs of the given parent (delegation children). */
+  listChildren(parentId: string): Promise<Job[]>;
+
+  /** pending → running for up to `limit` due jobs, highest priority first, respecting agent caps. */
+  claimJobs(params: ClaimParams): Promise<Job[]>;
+  /** Renews leases; returns the ids whose lease is still held. */
+  heartbeat(leases: readonly Lease[], leaseMs: number): Promise<Set<string>>;
+  /** Records attempt outcomes, each only if its lease is still held. Returns, per outcome, whether it took. */
+  finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]>;
+  setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean>;
+  /** The current status, worker and attempt of each of these jobs that exists. */
+  jobStates(ids: readonly string[]): Promise<JobState[]>;
+  /** Returns null when the job does not exist. */
+  cancelJob(id: string, error: string): Promise<CancelResult | null>;
+  /** failed/cancelled → pending (or blocked); throws ConflictError from other states. */
+  retryJob(id: string, extraAttempts: number): Promise<Job | null>;
+  /** Running jobs whose lease expired go back to pending (a new attempt) or fail when attempts are used up. */
+  rescueExpired(): Promise<RescueResult>;
+  /** Running jobs with a heartbeat older than `olderThanMs`. */
+  hungJobs(olderThanMs: number): Promise<Job[]>;
+  /** The earliest run-at of a pending job of these agents, or null. */
+  nextRunAt(agents: readonly string[]): Promise<number | null>;
+
+  appendLogs(logs: readonly NewLog[]): Promise<void>;
+  listLogs(jobId: string, after: number, limit: number): Promise<JobLog[]>;
+
+  stats(): Promise<StatsRow[]>;
+  /** Deletes (or with dryRun, lists) finished jobs and their logs. Returns their ids. */
+  cleanup(params: CleanupParams): Promise<string[]>;
+
+  registerWorker(worker: WorkerRegistration): Promise<void>;
+  workerHeartbeat(id: string): Promise<void>;
+  removeWorker(id: string): Promise<void>;
+  /** Workers whose heartbeat is newer than `aliveWithinMs`. */
+  listWorkers(aliveWithinMs: number): Promise<WorkerInfo[]>;
+
+  /** A global cap on running jobs of an agent, across all workers; null removes it. */
+  setAgentConcurrency(agent: string, max: number | null): Promise<void>;
+  agentConcurrency(): Promise<Record<string, number>>;
+
+  /**
+   * Calls `listener` soon after any process changed the store. A hint, not a
+   * guarantee: callers also poll. Returns a function that stops listening.
+   */
+  onChange(listener: () => void): () => void;
+}

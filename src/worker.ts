@@ -1,0 +1,511 @@
+/**
+ * The worker: claims jobs for its agents, runs their handlers, keeps their
+ * leases alive, and records how each attempt ended.
+ *
+ * Claims and outcomes are batched: one transaction claims as many jobs as
+ * there are free slots, and the outcomes of all attempts that finished in the
+ * same turn of the event loop are written in one transaction.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { monotonicFactory } from 'ulidx';
+import {
+  JobCancelledError,
+  JobTimeoutError,
+  LeaseLostError,
+  ShutdownError,
+  ValidationError,
+} from './errors.ts';
+import { backoffDelay, LOG_LEVELS, type Job, type Json, type LogLevel } from './job.ts';
+import type { Queue } from './queue.ts';
+import type { SubmitInput } from './schema.ts';
+import { encodeJson } from './schema.ts';
+import type { Lease, Outcome } from './store/store.ts';
+
+export interface JobContext {
+  readonly job: Job;
+  /** 1 on the first run, 2 on the first retry, ... Write handlers so a second run is harmless. */
+  readonly attempt: number;
+  /** Fires on cancel, timeout, lost lease and shutdown; `signal.reason` says which. */
+  readonly signal: AbortSignal;
+  readonly workerId: string;
+  /** Reports progress (0–100) and what the job is doing. */
+  progress(percent: number, message?: string): Promise<void>;
+  log(level: LogLevel, message: string, data?: Json): Promise<void>;
+  /** Submits a child job: its parentId is this job. */
+  spawn(child: Omit<SubmitInput, 'parentId'>): Promise<Job>;
+}
+
+/** A handler returns the job's result (any JSON value; undefined is stored as null). */
+export type Handler = (job: Job, ctx: JobContext) => unknown;
+
+/** Per agent, one handler, or one per job type (`'*'` for the other types). */
+export type Handlers = Record<string, Handler | Record<string, Handler>>;
+
+export interface WorkerOptions {
+  handlers: Handlers;
+  /** Serve only these agents. (Default: every agent in `handlers`) */
+  agents?: readonly string[];
+  /** Serve only jobs of these types. (Default: all types) */
+  types?: readonly string[];
+  /** Jobs run at once by this worker. (Default: 10) */
+  concurrency?: number;
+  /** How long a claim is held without a heartbeat. (Default: 30000 ms) */
+  leaseMs?: number;
+  /** How often leases are renewed. (Default: leaseMs / 3) */
+  heartbeatIntervalMs?: number;
+  /** How often the worker looks for work when nothing woke it. (Default: 1000 ms) */
+  pollIntervalMs?: number;
+  /** How often expired leases of any worker are taken back. (Default: leaseMs / 2, at most 15000 ms) */
+  rescueIntervalMs?: number;
+  /** On stop, how long running jobs may take to finish before they are aborted and handed back. (Default: 10000 ms) */
+  shutdownGraceMs?: number;
+  /** A readable name for listings. (Default: host:pid) */
+  name?: string;
+  /** Randomness for backoff jitter. (Default: Math.random) */
+  random?: () => number;
+}
+
+export interface WorkerEvents {
+  started: [];
+  stopped: [];
+  'job:start': [job: Job];
+  'job:complete': [job: Job, result: Json];
+  'job:retry': [job: Job, error: Error, runAt: number];
+  'job:fail': [job: Job, error: Error];
+  /** The attempt ended without a write: cancelled, lease lost, or its write was refused. */
+  'job:dropped': [job: Job, reason: Error];
+  'job:release': [job: Job];
+  error: [error: unknown];
+}
+
+interface Running {
+  job: Job;
+  lease: Lease;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const newWorkerId = monotonicFactory();
+
+export function errorToJson(error: unknown): Record<string, Json> {
+  if (error instanceof Error) {
+    const out: Record<string, Json> = { message: error.message, name: error.name };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string') out.code = code;
+    if (error.stack) out.stack = error.stack.split('\n').slice(0, 12).join('\n');
+    return out;
+  }
+  return { message: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error) };
+}
+
+function abortPromise(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly queue: Queue;
+  readonly agents: readonly string[];
+  readonly types: readonly string[] | undefined;
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly name: string;
+  #id = '';
+  readonly #handlers: Handlers;
+  readonly #heartbeatMs: number;
+  readonly #pollMs: number;
+  readonly #rescueMs: number;
+  readonly #graceMs: number;
+  readonly #random: () => number;
+  readonly #running = new Map<string, Running>();
+  #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
+  #flushScheduled = false;
+  #claiming = false;
+  #claimAgain = false;
+  #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  #timers: NodeJS.Timeout[] = [];
+  #nextRunTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: Array<() => void> = [];
+  #lastLeaseCheck = 0;
+  #stopping: Promise<void> | undefined;
+
+  constructor(queue: Queue, options: WorkerOptions) {
+    super();
+    this.queue = queue;
+    this.#handlers = options.handlers;
+    this.agents = options.agents ?? Object.keys(options.handlers);
+    for (const agent of this.agents) {
+      if (!options.handlers[agent]) throw new ValidationError('agents', `no handler for agent ${agent}`);
+    }
+    if (this.agents.length === 0) throw new ValidationError('handlers', 'a worker needs at least one agent handler');
+    this.types = options.types?.length ? options.types : undefined;
+    this.concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new ValidationError('concurrency', 'must be a positive integer');
+    }
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(10, Math.floor(this.leaseMs / 3));
+    this.#pollMs = options.pollIntervalMs ?? 1000;
+    this.#rescueMs = options.rescueIntervalMs ?? Math.max(10, Math.min(15_000, Math.floor(this.leaseMs / 2)));
+    this.#graceMs = options.shutdownGraceMs ?? 10_000;
+    this.#random = options.random ?? Math.random;
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
+  }
+
+  /** This run's id; a new one each start, so an old run's leases never match a new run's. */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** Jobs running now. */
+  get running(): Job[] {
+    return [...this.#running.values()].map((r) => r.job);
+  }
+
+  #emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
+    // A listener that throws must not break the worker's loop.
+    try {
+      (this.emit as (e: K, ...a: WorkerEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      if (event !== 'error') this.#emit('error', error);
+    }
+  }
+
+  async start(): Promise<this> {
+    if (this.#state !== 'idle') throw new Error(`worker is ${this.#state}; create a new one to start again`);
+    this.#state = 'running';
+    this.#id = `${this.name}/${newWorkerId()}`;
+    await this.queue.store.registerWorker({
+      id: this.#id,
+      name: this.name,
+      host: hostname(),
+      pid: process.pid,
+      agents: this.agents,
+      types: this.types ?? null,
+      concurrency: this.concurrency,
+    });
+    const wake = () => this.#wake();
+    this.queue.local.on('submitted', this.#onSubmitted);
+    this.queue.local.on('cancelled', this.#onCancelled);
+    this.#unsubscribe.push(
+      () => this.queue.local.off('submitted', this.#onSubmitted),
+      () => this.queue.local.off('cancelled', this.#onCancelled),
+      this.queue.store.onChange(this.#onStoreChange),
+    );
+    const jump = this.queue.clock.onJump?.(() => void this.#maintain().then(wake));
+    if (jump) this.#unsubscribe.push(jump);
+    this.#timers.push(
+      setInterval(wake, this.#pollMs),
+      setInterval(() => void this.#heartbeat(), this.#heartbeatMs),
+      setInterval(() => void this.#rescue(), this.#rescueMs),
+    );
+    this.#emit('started');
+    void this.#rescue();
+    this.#wake();
+    return this;
+  }
+
+  #onSubmitted = (agents: Set<string>) => {
+    if (agents.has('*') || this.agents.some((a) => agents.has(a))) this.#wake();
+  };
+
+  #onCancelled = (ids: string[]) => {
+    for (const id of ids) this.#running.get(id)?.abort.abort(new JobCancelledError());
+  };
+
+  #onStoreChange = () => {
+    this.#wake();
+    // Another process may have cancelled one of our jobs: look, at most every 100 ms.
+    if (this.#running.size > 0 && Date.now() - this.#lastLeaseCheck > 100) void this.#checkLeases();
+  };
+
+  #wakeScheduled = false;
+  #wake(): void {
+    if (this.#wakeScheduled || this.#state !== 'running') return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      void this.#fill();
+    });
+  }
+
+  /** Claims jobs for the free slots and starts them. */
+  async #fill(): Promise<void> {
+    if (this.#state !== 'running') return;
+    if (this.#claiming) {
+      this.#claimAgain = true;
+      return;
+    }
+    const free = this.concurrency - this.#running.size;
+    if (free <= 0) return;
+    this.#claiming = true;
+    let jobs: Job[] = [];
+    try {
+      jobs = await this.queue.store.claimJobs({
+        workerId: this.#id,
+        agents: this.agents,
+        types: this.types,
+        limit: free,
+        leaseMs: this.leaseMs,
+      });
+    } catch (error) {
+      this.#emit('error', error);
+    } finally {
+      this.#claiming = false;
+    }
+    for (const job of jobs) this.#start(job);
+    if (this.#claimAgain) {
+      this.#claimAgain = false;
+      this.#wake();
+    } else if (jobs.length < free) {
+      void this.#armNextRun();
+    }
+  }
+
+  /** When the earliest delayed job falls due before the next poll, wake for it. */
+  async #armNextRun(): Promise<void> {
+    try {
+      const next = await this.queue.store.nextRunAt(this.agents);
+      if (next == null || this.#state !== 'running') return;
+      const delay = next - this.queue.clock.now();
+      if (delay <= 0 || delay >= this.#pollMs) return;
+      clearTimeout(this.#nextRunTimer);
+      this.#nextRunTimer = setTimeout(() => this.#wake(), delay + 1);
+    } catch (error) {
+      this.#emit('error', error);
+    }
+  }
+
+  #handlerFor(job: Job): Handler | undefined {
+    const entry = this.#handlers[job.agent];
+    if (typeof entry === 'function') return entry;
+    return entry?.[job.type] ?? entry?.['*'];
+  }
+
+  #start(job: Job): void {
+    const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
+    const abort = new AbortController();
+    const running: Running = { job, lease, abort, done: Promise.resolve() };
+    this.#running.set(job.id, running);
+    running.done = this.#run(running).finally(() => {
+      this.#running.delete(job.id);
+      if (this.#state === 'running') this.#wake();
+    });
+  }
+
+  async #run({ job, lease, abort }: Running): Promise<void> {
+    this.#emit('job:start', job);
+    const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    let outcome: Outcome | null;
+    let error: Error | undefined;
+    try {
+      const handler = this.#handlerFor(job);
+      if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
+      const ctx = this.#context(job, lease, abort.signal);
+      const value = await Promise.race([Promise.resolve().then(() => handler(job, ctx)), abortPromise(abort.signal)]);
+      outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
+    } catch (thrown) {
+      error = abort.signal.aborted ? (abort.signal.reason as Error) : toError(thrown);
+      outcome = this.#outcomeOf(job, lease, error);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!outcome) {
+      this.#emit('job:dropped', job, error!);
+      return;
+    }
+    const took = await this.#record(outcome, job, error);
+    if (!took) {
+      this.#emit('job:dropped', job, new LeaseLostError());
+      return;
+    }
+    switch (outcome.kind) {
+      case 'complete':
+        this.#emit('job:complete', job, JSON.parse(outcome.result) as Json);
+        break;
+      case 'retry':
+        this.#emit('job:retry', job, error!, outcome.runAt);
+        break;
+      case 'fail':
+        this.#emit('job:fail', job, error!);
+        break;
+      case 'release':
+        this.#emit('job:release', job);
+        break;
+    }
+  }
+
+  /**
+   * How a thrown error or an abort ends the attempt — the one place this is decided:
+   * - cancelled or lease lost: nothing to write (someone else already changed the job);
+   * - shutdown: handed back, the attempt not spent;
+   * - non-retryable, or attempts used up: failed;
+   * - anything else (timeouts included): retried after the backoff.
+   */
+  #outcomeOf(job: Job, lease: Lease, error: Error): Outcome | null {
+    if (error instanceof JobCancelledError || error instanceof LeaseLostError) return null;
+    if (error instanceof ShutdownError) return { kind: 'release', lease };
+    const encoded = JSON.stringify(errorToJson(error));
+    const retryable = (error as { retryable?: unknown }).retryable !== false;
+    if (!retryable || job.attempts >= job.maxAttempts) return { kind: 'fail', lease, error: encoded };
+    const runAt = this.queue.clock.now() + backoffDelay(job.backoff, job.attempts, this.#random);
+    return { kind: 'retry', lease, error: encoded, runAt };
+  }
+
+  #context(job: Job, lease: Lease, signal: AbortSignal): JobContext {
+    const store = this.queue.store;
+    return {
+      job,
+      attempt: job.attempts,
+      signal,
+      workerId: this.#id,
+      progress: async (percent, message) => {
+        if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
+          throw new ValidationError('progress', 'must be a number from 0 to 100');
+        }
+        await store.setProgress(lease, percent, message ?? null);
+      },
+      log: async (level, message, data) => {
+        if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+          throw new ValidationError('level', `must be one of ${LOG_LEVELS.join(', ')}`);
+        }
+        await store.appendLogs([
+          {
+            jobId: job.id,
+            attempt: job.attempts,
+            level,
+            message: String(message),
+            data: data === undefined ? null : encodeJson('data', data, this.queue.maxPayloadBytes),
+          },
+        ]);
+      },
+      spawn: (child) => this.queue.submit({ owner: job.owner, ...child, parentId: job.id }),
+    };
+  }
+
+  /** Queues an outcome for the next batched write; resolves with whether it took. */
+  #record(outcome: Outcome, job: Job, error?: Error): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.#outcomes.push({ outcome, job, error, resolve });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    if (batch.length === 0) return;
+    let took: boolean[];
+    try {
+      took = await this.queue.store.finishJobs(batch.map((b) => b.outcome));
+    } catch (error) {
+      // The write failed (database gone?): the leases will expire and the jobs run again.
+      this.#emit('error', error);
+      took = batch.map(() => false);
+    }
+    batch.forEach((b, i) => b.resolve(took[i]));
+  }
+
+  async #heartbeat(): Promise<void> {
+    try {
+      await this.queue.store.workerHeartbeat(this.#id);
+      await this.#checkLeases(true);
+    } catch (error) {
+      this.#emit('error', error);
+    }
+  }
+
+  /** Renews (or only checks) the leases of running jobs; aborts the jobs whose lease is gone. */
+  async #checkLeases(renew = false): Promise<void> {
+    this.#lastLeaseCheck = Date.now();
+    const running = [...this.#running.values()];
+    if (running.length === 0) return;
+    let lost: Running[];
+    if (renew) {
+      const held = await this.queue.store.heartbeat(
+        running.map((r) => r.lease),
+        this.leaseMs,
+      );
+      lost = running.filter((r) => !held.has(r.lease.id));
+    } else {
+      const states = new Map((await this.queue.store.jobStates(running.map((r) => r.job.id))).map((s) => [s.id, s]));
+      lost = running.filter((r) => {
+        const s = states.get(r.job.id);
+        return !s || s.status !== 'running' || s.workerId !== r.lease.workerId || s.attempt !== r.lease.attempt;
+      });
+    }
+    if (lost.length === 0) return;
+    const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
+    for (const r of lost) {
+      if (!this.#running.has(r.job.id) || r.abort.signal.aborted) continue;
+      const cancelled = states.get(r.job.id)?.status === 'cancelled';
+      r.abort.abort(cancelled ? new JobCancelledError() : new LeaseLostError());
+    }
+  }
+
+  async #rescue(): Promise<void> {
+    try {
+      const { requeued } = await this.queue.store.rescueExpired();
+      if (requeued.length > 0) this.#wake();
+    } catch (error) {
+      this.#emit('error', error);
+    }
+  }
+
+  /** After a clock jump: renew what we hold, take back what others lost. */
+  async #maintain(): Promise<void> {
+    await this.#heartbeat();
+    await this.#rescue();
+  }
+
+  /**
+   * Stops claiming, lets running jobs finish for the grace period, then aborts
+   * the rest and hands them back without spending an attempt.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#shutdown(options.graceMs ?? this.#graceMs);
+    return this.#stopping;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    if (this.#state === 'idle') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopping';
+    clearTimeout(this.#nextRunTimer);
+    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    if (this.#running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      for (const r of this.#running.values()) r.abort.abort(new ShutdownError());
+      await all();
+    }
+    while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
+    for (const t of this.#timers) clearInterval(t);
+    for (const off of this.#unsubscribe) off();
+    this.#timers = [];
+    this.#unsubscribe = [];
+    try {
+      await this.queue.store.removeWorker(this.#id);
+    } catch (error) {
+      this.#emit('error', error);
+    }
+    this.#state = 'stopped';
+    this.#emit('stopped');
+  }
+}
+
+function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  const error = new Error(typeof thrown === 'string' ? thrown : `non-error thrown: ${JSON.stringify(thrown)}`);
+  return error;
+}
