@@ -30,9 +30,17 @@ export class AgentqError extends Error {
 /** Bad input: names the field. Nothing was stored. */
 export class ValidationError extends AgentqError {
   readonly field: string;
+  /** In a batch, the position of the job at fault. */
+  index: number | undefined;
   constructor(field: string, message: string, details?: ErrorDetails) {
     super('invalid_input', 400, field ? `${field}: ${message}` : message, { field, ...details });
     this.field = field;
+  }
+
+  /** The same complaint about the same field, one level down (`3.dependsOn.0`). */
+  within(prefix: string): ValidationError {
+    const inner = this.field ? this.message.slice(this.field.length + 2) : this.message;
+    return new ValidationError(`${prefix}.${this.field}`, inner, { ...this.details, field: `${prefix}.${this.field}` });
   }
 }
 

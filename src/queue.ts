@@ -178,7 +178,13 @@ export class Queue {
   async submitMany(inputs: readonly SubmitInput[]): Promise<Job[]> {
     if (!Array.isArray(inputs)) throw new ValidationError('jobs', 'expected an array of jobs');
     const prepared = inputs.map((input, i) => this.#prepare(input, String(i)));
-    const inserted = await this.store.insertJobs(prepared);
+    let inserted;
+    try {
+      inserted = await this.store.insertJobs(prepared);
+    } catch (error) {
+      if (error instanceof ValidationError && error.index !== undefined) throw error.within(String(error.index));
+      throw error;
+    }
     const agents = new Set(inserted.filter((r) => r.created).map((r) => r.job.agent));
     if (agents.size > 0) this.local.emit('submitted', agents);
     return inserted.map((r) => r.job);

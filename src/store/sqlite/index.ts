@@ -150,7 +150,16 @@ export class SqliteStore implements Store {
 
   async insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]> {
     const now = this.now();
-    return this.#tx(() => jobs.map((job) => this.#insertOne(job, now)));
+    return this.#tx(() =>
+      jobs.map((job, index) => {
+        try {
+          return this.#insertOne(job, now);
+        } catch (error) {
+          if (error instanceof ValidationError) error.index = index;
+          throw error;
+        }
+      }),
+    );
   }
 
   #insertOne(job: NewJob, now: number): InsertedJob {
