@@ -1,0 +1,54 @@
+/**
+ * `agentq serve`: everything in one process. For now a worker with the demo
+ * agents (and `--handlers`); the HTTP API will be started from `serve()` too.
+ */
+import type { Command } from 'commander';
+import type { Worker } from '../worker.ts';
+import { action, databaseLocation, dbFlag, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { line } from './io.ts';
+import { parseInteger } from './parse.ts';
+import { runWorker } from './worker.ts';
+
+export interface ServeOptions extends DbOptions {
+  handlers?: string;
+  concurrency?: number;
+}
+
+function banner(ctx: Context, opts: ServeOptions, worker: Worker): void {
+  const p = ctx.out;
+  const db = dbFlag(opts);
+  const lines = [
+    `${p('bold', 'agentq')} is running`,
+    '',
+    `  ${p('dim', 'database')}     ${databaseLocation(ctx, opts)}`,
+    `  ${p('dim', 'agents')}       ${worker.agents.join(', ')}`,
+    `  ${p('dim', 'concurrency')}  ${worker.concurrency}`,
+    '',
+    'Try it in another terminal:',
+    '',
+    `  ${p('cyan', `agentq submit --agent demo --wait${db}`)}`,
+    `  ${p('cyan', `agentq jobs${db}`)}`,
+    '',
+    p('dim', 'Press Ctrl+C to stop.'),
+  ];
+  for (const l of lines) line(ctx.io.stdout, l);
+}
+
+/** Runs the services until a signal stops them; returns the exit code. */
+export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
+  return withQueue(ctx, opts, (queue) =>
+    runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+  );
+}
+
+export function registerServe(program: Command, ctx: Context): void {
+  const cmd = program
+    .command('serve')
+    .description('run agentq in one process: a worker with the demo agents (echo, demo) and your --handlers')
+    .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler}, served beside the demo agents')
+    .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000));
+  setup(cmd, ['agentq serve', 'agentq serve --handlers ./agents.ts --db ./agentq.db']);
+  cmd.action(
+    action(ctx, async (_opts: unknown, command: Command) => serve(ctx, command.optsWithGlobals<ServeOptions>())),
+  );
+}

@@ -1,0 +1,96 @@
+/** `agentq status`: how many jobs are in each state, per agent, and which workers are alive. */
+import type { Command } from 'commander';
+import { STATUSES, type JobStatus } from '../job.ts';
+import type { Queue, Stats } from '../queue.ts';
+import type { WorkerInfo } from '../store/store.ts';
+import { action, databaseLocation, dbFlag, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { relativeTime, statusText, table } from './format.ts';
+import { line, printJson } from './io.ts';
+
+interface StatusOptions extends DbOptions {
+  json?: boolean;
+}
+
+export function printWorkers(ctx: Context, workers: readonly WorkerInfo[], opts: DbOptions): void {
+  const out = ctx.io.stdout;
+  if (workers.length === 0) {
+    line(out, `${ctx.out('bold', 'Workers')}  none alive — start one with: agentq worker${dbFlag(opts)}`);
+    return;
+  }
+  line(out, `${ctx.out('bold', 'Workers')}  ${workers.length} alive`);
+  const rows = workers.map((w) => [
+    w.name,
+    String(w.pid),
+    w.agents.join(', ') + (w.types ? ` (${w.types.join(', ')})` : ''),
+    `${w.running.length}/${w.concurrency}`,
+    relativeTime(w.startedAt),
+    relativeTime(w.heartbeatAt),
+  ]);
+  for (const l of table(
+    ctx.out,
+    [
+      { header: 'NAME' },
+      { header: 'PID', align: 'right' },
+      { header: 'AGENTS' },
+      { header: 'RUNNING', align: 'right' },
+      { header: 'STARTED' },
+      { header: 'HEARTBEAT' },
+    ],
+    rows,
+  )) {
+    line(out, l);
+  }
+}
+
+export function printStats(ctx: Context, stats: Stats, opts: DbOptions): void {
+  const out = ctx.io.stdout;
+  if (stats.total === 0) {
+    line(out, `${ctx.out('bold', 'Jobs')}     none yet — submit one with: agentq submit --agent demo${dbFlag(opts)}`);
+    return;
+  }
+  const present = STATUSES.filter((s) => stats.byStatus[s] > 0);
+  const summary = present.map((s) => `${stats.byStatus[s]} ${statusText(ctx.out, s)}`).join(' · ');
+  line(out, `${ctx.out('bold', 'Jobs')}     ${stats.total} total · ${summary}`);
+  line(out);
+  const agents = Object.keys(stats.byAgent).sort();
+  const rows = agents.map((agent) => {
+    const a = stats.byAgent[agent];
+    return [agent, String(a.total), ...present.map((s: JobStatus) => (a[s] ? String(a[s]) : ctx.out('dim', '0')))];
+  });
+  const columns = [
+    { header: 'AGENT' },
+    { header: 'TOTAL', align: 'right' as const },
+    ...present.map((s) => ({ header: s.toUpperCase(), align: 'right' as const })),
+  ];
+  for (const l of table(ctx.out, columns, rows)) line(out, l);
+}
+
+async function gather(queue: Queue): Promise<{ stats: Stats; workers: WorkerInfo[] }> {
+  const [stats, workers] = await Promise.all([queue.stats(), queue.workers()]);
+  return { stats, workers };
+}
+
+export function registerStatus(program: Command, ctx: Context): void {
+  const cmd = program
+    .command('status')
+    .description('count jobs per status (in all and per agent) and list live workers')
+    .option('--json', 'print {stats, workers} as JSON');
+  setup(cmd, ['agentq status', 'agentq status --json | jq .stats.byStatus']);
+  cmd.action(
+    action(ctx, async (_opts: StatusOptions, command: Command) => {
+      const opts = command.optsWithGlobals<StatusOptions>();
+      return withQueue(ctx, opts, async (queue) => {
+        const { stats, workers } = await gather(queue);
+        if (opts.json) {
+          printJson(ctx.io.stdout, { stats, workers });
+          return 0;
+        }
+        line(ctx.io.stdout, `${ctx.out('bold', 'Database')} ${databaseLocation(ctx, opts)}`);
+        printStats(ctx, stats, opts);
+        line(ctx.io.stdout);
+        printWorkers(ctx, workers, opts);
+        return 0;
+      });
+    }),
+  );
+}
