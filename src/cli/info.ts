@@ -54,7 +54,7 @@ export async function printJob(ctx: Context, queue: Queue, job: Job): Promise<vo
   entries.push(['Backoff', backoffText(job)]);
   if (job.workerId) entries.push(['Worker', job.workerId]);
   entries.push(['Created', dateTime(job.createdAt, now)]);
-  if (job.status === 'pending' || job.status === 'blocked' || Date.parse(job.runAt) > Date.parse(job.createdAt) + 1000) {
+  if (Date.parse(job.runAt) > Date.parse(job.createdAt) + 1000) {
     entries.push(['Run at', dateTime(job.runAt, now)]);
   }
   if (job.startedAt) entries.push(['Started', dateTime(job.startedAt, now)]);

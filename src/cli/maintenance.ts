@@ -97,7 +97,7 @@ function registerCleanup(program: Command, ctx: Context): void {
     .command('cleanup')
     .description('delete finished jobs (and their logs) older than some days')
     .option('-d, --days <n>', 'finished more than this many days ago', parseNumber(0), 30)
-    .option('-s, --status <status>', 'only these finished statuses (repeatable or a comma list; default: completed, failed, cancelled)', collect)
+    .option('-s, --status <status...>', 'only these finished statuses (default: completed, failed, cancelled)', collect)
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .option('--json', 'print {dryRun, count, ids} as JSON');
   setup(cmd, ['agentq cleanup --dry-run', 'agentq cleanup --days 7 -s completed', 'agentq cleanup -d 0 --json']);

@@ -78,7 +78,7 @@ export function registerSubmit(program: Command, ctx: Context): void {
     .option('--priority <n>', 'higher runs first (default: 0)', parseInteger(-1_000_000, 1_000_000))
     .addOption(new Option('--delay <duration>', 'run no sooner than this from now: 30s, 5m, 1h, 2d').argParser(parseDuration).conflicts('runAt'))
     .option('--run-at <time>', 'run no sooner than this time (ISO 8601)', parseDate)
-    .option('--depends-on <id>', 'run only after this job completed (repeatable; an id prefix is enough)', collect)
+    .option('--depends-on <id...>', 'run only after these jobs completed (an id prefix is enough; repeatable)', collect)
     .option('--parent <id>', 'the job that delegated this one')
     .option('--tag <tag>', 'a label to filter by (repeatable)', collectRaw)
     .option('--max-attempts <n>', 'runs before it fails for good (default: 3)', parseInteger(1, 1000))

@@ -8,7 +8,6 @@ import { line, printJson } from './io.ts';
 
 interface TreeOptions extends DbOptions {
   json?: boolean;
-  depth?: number;
 }
 
 export interface TreeNode {

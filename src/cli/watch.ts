@@ -34,6 +34,13 @@ export async function watchJob(ctx: Context, queue: Queue, id: string, options: 
     if (live && drawn) live.write('\r\x1b[2K');
     drawn = false;
   };
+  // Ctrl+C while the progress line is drawn: leave the terminal tidy, then exit as the signal would.
+  const offSignal = live
+    ? ctx.io.onSignal?.((signal) => {
+        clear();
+        (ctx.io.exit ?? process.exit)(signal === 'SIGINT' ? 130 : 143);
+      })
+    : undefined;
   try {
     for (;;) {
       changed = false;
@@ -86,6 +93,7 @@ export async function watchJob(ctx: Context, queue: Queue, id: string, options: 
     }
   } finally {
     stop();
+    offSignal?.();
     clear();
   }
 }

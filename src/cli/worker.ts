@@ -165,8 +165,8 @@ export function registerWorker(program: Command, ctx: Context): void {
   const cmd = program
     .command('worker')
     .description('run jobs: claims jobs of its agents and runs their handlers until stopped (Ctrl+C stops gracefully)')
-    .option('-a, --agent <name>', 'serve only these agents (repeatable; default: every agent of the handlers, plus echo and demo)', collect)
-    .option('-t, --type <type>', 'serve only these job types (repeatable)', collect)
+    .option('-a, --agent <name...>', 'serve only these agents (default: every agent of the handlers, plus echo and demo)', collect)
+    .option('-t, --type <type...>', 'serve only these job types', collect)
     .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler} (default export or named exports)')
     .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000))
     .option('--poll-interval <duration>', 'how often to look for work when nothing woke it (default: 1s)', parseDuration)

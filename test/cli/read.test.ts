@@ -167,15 +167,15 @@ describe('agentq submit, jobs, info, status, tree, migrate', { concurrency: true
     const db = freshDb();
     const root = await submit(db, ['-a', 'planner']);
     const c1 = await submit(db, ['-a', 'researcher', '--parent', root]);
-    const c2 = await submit(db, ['-a', 'writer', '--parent', root, '--depends-on', c1]);
     const g1 = await submit(db, ['-a', 'fetcher', '--parent', c1]);
+    const c2 = await submit(db, ['-a', 'writer', '--parent', root, '--depends-on', c1, g1.slice(0, 22)]);
 
     const tree = await agentqJson(db, ['tree', root.slice(0, 20)]);
     assert.equal(tree.job.id, root);
     assert.deepEqual(tree.children.map((n: any) => n.job.id), [c1, c2]);
     assert.deepEqual(tree.children[0].children.map((n: any) => n.job.id), [g1]);
     assert.deepEqual(tree.children[0].children[0].children, []);
-    assert.deepEqual(tree.children[1].job.dependsOn, [c1]);
+    assert.deepEqual(tree.children[1].job.dependsOn, [c1, g1]);
     assert.deepEqual(tree.children[1].children, []);
 
     const human = await agentq(db, ['tree', root]);
@@ -187,7 +187,7 @@ describe('agentq submit, jobs, info, status, tree, migrate', { concurrency: true
         `${short(root)} planner pending`,
         `├── ${short(c1)} researcher pending`,
         `│ └── ${short(g1)} fetcher pending`,
-        `└── ${short(c2)} writer blocked ⇠ needs ${short(c1)} pending`,
+        `└── ${short(c2)} writer blocked ⇠ needs ${short(c1)} pending, ${short(g1)} pending`,
       ],
     );
 
