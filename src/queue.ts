@@ -141,25 +141,30 @@ export class Queue {
     const now = this.store.now();
     const runAt = v.runAt !== undefined ? toMillis(v.runAt) : now + (v.delayMs ?? 0);
     const instructions = v.instructions ?? '';
+    const backoff = resolveBackoff(v.backoff, this.#defaultBackoff);
+    const payload = v.payload ?? null;
+    const metadata = v.metadata ?? {};
+    const tags = v.tags ?? [];
     if (instructions.length > this.maxPayloadBytes) encodeJson(at('instructions'), instructions, this.maxPayloadBytes);
     return {
       id: newId(),
       agent: v.agent,
       type: v.type ?? 'default',
       instructions,
-      payload: encodeJson(at('payload'), v.payload ?? null, this.maxPayloadBytes),
-      metadata: encodeJson(at('metadata'), v.metadata ?? {}, this.maxPayloadBytes),
-      tags: JSON.stringify(v.tags ?? []),
+      payload: encodeJson(at('payload'), payload, this.maxPayloadBytes),
+      metadata: encodeJson(at('metadata'), metadata, this.maxPayloadBytes),
+      tags: JSON.stringify(tags),
       owner: v.owner ?? null,
       priority: v.priority ?? 0,
       maxAttempts: v.maxAttempts ?? this.#defaultMaxAttempts,
-      backoff: JSON.stringify(resolveBackoff(v.backoff, this.#defaultBackoff)),
+      backoff: JSON.stringify(backoff),
       timeoutMs: v.timeoutMs ?? null,
       runAt,
       key: v.key ?? null,
       parentId: v.parentId ?? null,
       dependsOn: v.dependsOn ?? [],
       scheduleId: v.scheduleId ?? null,
+      decoded: { payload, metadata, tags, backoff },
     };
   }
 

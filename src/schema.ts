@@ -13,6 +13,50 @@ const name = z
   .max(200, 'must be at most 200 characters')
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
+/** Deepest nesting a JSON value may have. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether a value is plain JSON: null, booleans, finite numbers, strings, arrays
+ * and plain objects, nested at most MAX_JSON_DEPTH deep. A direct walk: far
+ * cheaper than a recursive schema, and it refuses what JSON.stringify would
+ * silently drop or mangle (functions, undefined, NaN, class instances).
+ */
+export function isJsonValue(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (const item of value) if (!isJsonValue(item, depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (!isJsonValue((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+const jsonValue = z.custom<Json>((v) => isJsonValue(v), {
+  message: `must be JSON (objects, arrays, strings, finite numbers, booleans, null), nested at most ${MAX_JSON_DEPTH} deep`,
+});
+
+const jsonObject = z.custom<{ [key: string]: Json }>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && isJsonValue(v),
+  { message: 'must be a JSON object' },
+);
+
 const idRef = z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 const timestamp = z.union([
@@ -32,8 +76,8 @@ export const submitSchema = z.strictObject({
   agent: name,
   type: name.optional(),
   instructions: z.string().max(10_000_000).optional(),
-  payload: z.json().optional(),
-  metadata: z.record(z.string(), z.json()).optional(),
+  payload: jsonValue.optional(),
+  metadata: jsonObject.optional(),
   tags: z.array(name).max(100, 'must have at most 100 tags').optional(),
   owner: name.nullable().optional(),
   priority: z.number().int('must be an integer').min(-1_000_000).max(1_000_000).optional(),
@@ -53,7 +97,7 @@ export type SubmitInput = z.input<typeof submitSchema>;
 export const logSchema = z.strictObject({
   level: z.enum(LOG_LEVELS),
   message: z.string().max(100_000),
-  data: z.json().optional(),
+  data: jsonValue.optional(),
 });
 
 /** Turns zod's first complaint into a ValidationError that names the field. */

@@ -1,5 +1,6 @@
 /** Mapping between stored rows (snake_case, ms timestamps, JSON text) and Job objects. */
 import type { BackoffOptions, Job, JobError, JobLog, JobStatus, Json, LogLevel } from '../job.ts';
+import type { NewJob } from './store.ts';
 
 export interface JobRow {
   id: string;
@@ -44,7 +45,16 @@ export interface LogRow {
   data: string | null;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+let lastMs = NaN;
+let lastIso = '';
+/** ISO 8601 for a time in ms; the last answer is kept, since a batch shares one timestamp. */
+const iso = (ms: number): string => {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+};
 const isoOrNull = (ms: number | null): string | null => (ms == null ? null : iso(Number(ms)));
 
 export function rowToJob(r: JobRow, now: number): Job {
@@ -87,6 +97,44 @@ export function rowToJob(r: JobRow, now: number): Job {
     heartbeatAt: isoOrNull(r.heartbeat_at),
     leaseExpiresAt: isoOrNull(r.lease_expires_at),
     durationMs,
+  };
+}
+
+/** The job as just inserted, built from what was stored rather than read back. */
+export function newJobToJob(j: NewJob, status: JobStatus, error: string | null, now: number): Job {
+  const created = iso(now);
+  return {
+    id: j.id,
+    agent: j.agent,
+    type: j.type,
+    instructions: j.instructions,
+    payload: j.decoded.payload,
+    metadata: j.decoded.metadata,
+    tags: j.decoded.tags,
+    owner: j.owner,
+    priority: j.priority,
+    status,
+    progress: 0,
+    progressMessage: null,
+    result: null,
+    error: error == null ? null : (JSON.parse(error) as JobError),
+    attempts: 0,
+    maxAttempts: j.maxAttempts,
+    backoff: j.decoded.backoff,
+    timeoutMs: j.timeoutMs,
+    runAt: j.runAt === now ? created : iso(j.runAt),
+    key: j.key,
+    parentId: j.parentId,
+    dependsOn: j.dependsOn,
+    scheduleId: j.scheduleId,
+    workerId: null,
+    createdAt: created,
+    updatedAt: created,
+    startedAt: null,
+    finishedAt: status === 'cancelled' ? created : null,
+    heartbeatAt: null,
+    leaseExpiresAt: null,
+    durationMs: null,
   };
 }
 

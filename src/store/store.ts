@@ -25,6 +25,8 @@ export interface NewJob {
   parentId: string | null;
   dependsOn: string[];
   scheduleId: string | null;
+  /** The JSON fields above, decoded, so a stored job can be shown without parsing them back. */
+  decoded: Pick<Job, 'payload' | 'metadata' | 'tags' | 'backoff'>;
 }
 
 export interface JobState {

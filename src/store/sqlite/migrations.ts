@@ -52,7 +52,6 @@ CREATE INDEX jobs_running ON jobs (agent) WHERE status = 'running';
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'running';
 CREATE UNIQUE INDEX jobs_key ON jobs (key) WHERE key IS NOT NULL;
 CREATE INDEX jobs_status ON jobs (status, id);
-CREATE INDEX jobs_agent ON jobs (agent, id);
 CREATE INDEX jobs_owner ON jobs (owner, id) WHERE owner IS NOT NULL;
 CREATE INDEX jobs_parent ON jobs (parent_id, id) WHERE parent_id IS NOT NULL;
 CREATE INDEX jobs_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL;

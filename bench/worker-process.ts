@@ -1,0 +1,44 @@
+/**
+ * A worker process for the benchmarks. Config in AGENTQ_BENCH_WORKER (JSON):
+ * `{db, agent, concurrency, mode}`; mode `noop` returns at once, `latency`
+ * also reports, per job, the time from its submit (payload.t, in ms on the
+ * shared wall clock) to the handler's start, on stdout as `lat <ms>`.
+ */
+import { openQueue, Worker } from '../src/index.ts';
+
+const config = JSON.parse(process.env.AGENTQ_BENCH_WORKER ?? '{}') as {
+  db: string;
+  agent: string;
+  concurrency: number;
+  mode: 'noop' | 'latency';
+};
+const wallNow = () => performance.timeOrigin + performance.now();
+const queue = await openQueue(config.db);
+const samples: number[] = [];
+const worker = new Worker(queue, {
+  handlers: {
+    [config.agent]:
+      config.mode === 'latency'
+        ? (job) => {
+            samples.push(wallNow() - (job.payload as { t: number }).t);
+            if (samples.length >= 20) process.stdout.write(`lat ${samples.splice(0).join(' ')}\n`);
+            return null;
+          }
+        : () => null,
+  },
+  concurrency: config.concurrency,
+  pollIntervalMs: 1000,
+});
+await worker.start();
+process.on('message', async (msg) => {
+  if (msg === 'flush') {
+    process.stdout.write(`lat ${samples.splice(0).join(' ')}\n`);
+  } else if (msg === 'rss') {
+    process.send!({ rss: process.memoryUsage().rss });
+  } else if (msg === 'stop') {
+    await worker.stop();
+    await queue.close();
+    process.exit(0);
+  }
+});
+process.send!('ready');
