@@ -120,6 +120,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #rescueMs: number;
   readonly #graceMs: number;
   readonly #random: () => number;
+  /** Keyed by lease (job id and attempt): a cancelled attempt and its retry may overlap here. */
   readonly #running = new Map<string, Running>();
   #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
   #flushScheduled = false;
@@ -213,14 +214,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
   };
 
   #onCancelled = (ids: string[]) => {
-    for (const id of ids) this.#running.get(id)?.abort.abort(new JobCancelledError());
+    const cancelled = new Set(ids);
+    for (const r of this.#running.values()) {
+      if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError());
+    }
   };
 
   #onStoreChange = () => {
     this.#wake();
     // Another process may have cancelled one of our jobs: look, at most every 100 ms.
-    if (this.#running.size > 0 && Date.now() - this.#lastLeaseCheck > 100) void this.#checkLeases();
+    if (this.#running.size === 0 || this.#leaseCheckTimer) return;
+    const wait = this.#lastLeaseCheck + 100 - Date.now();
+    if (wait <= 0) {
+      void this.#checkLeases().catch((error) => this.#emit('error', error));
+      return;
+    }
+    this.#leaseCheckTimer = setTimeout(() => {
+      this.#leaseCheckTimer = undefined;
+      if (this.#state !== 'stopped') void this.#checkLeases().catch((error) => this.#emit('error', error));
+    }, wait);
   };
+  #leaseCheckTimer: NodeJS.Timeout | undefined;
 
   #wakeScheduled = false;
   #wake(): void {
@@ -289,9 +303,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
     const abort = new AbortController();
     const running: Running = { job, lease, abort, done: Promise.resolve() };
-    this.#running.set(job.id, running);
+    const key = leaseKey(lease);
+    // A new attempt proves any older one of the same job has lost its lease.
+    for (const r of this.#running.values()) {
+      if (r.job.id === job.id && !r.abort.signal.aborted) r.abort.abort(new LeaseLostError());
+    }
+    this.#running.set(key, running);
     running.done = this.#run(running).finally(() => {
-      this.#running.delete(job.id);
+      this.#running.delete(key);
       if (this.#state === 'running') this.#wake();
     });
   }
@@ -433,7 +452,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
         running.map((r) => r.lease),
         this.leaseMs,
       );
-      lost = running.filter((r) => !held.has(r.lease.id));
+      // `held` names jobs, not attempts: of two attempts of one job, only the newer can hold it.
+      const newest = new Map<string, number>();
+      for (const r of running) newest.set(r.lease.id, Math.max(newest.get(r.lease.id) ?? 0, r.lease.attempt));
+      lost = running.filter((r) => !held.has(r.lease.id) || newest.get(r.lease.id) !== r.lease.attempt);
     } else {
       const states = new Map((await this.queue.store.jobStates(running.map((r) => r.job.id))).map((s) => [s.id, s]));
       lost = running.filter((r) => {
@@ -444,7 +466,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (lost.length === 0) return;
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
     for (const r of lost) {
-      if (!this.#running.has(r.job.id) || r.abort.signal.aborted) continue;
+      if (this.#running.get(leaseKey(r.lease)) !== r || r.abort.signal.aborted) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
       r.abort.abort(cancelled ? new JobCancelledError() : new LeaseLostError());
     }
@@ -492,6 +514,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
     for (const t of this.#timers) clearInterval(t);
     for (const off of this.#unsubscribe) off();
+    clearTimeout(this.#leaseCheckTimer);
+    this.#leaseCheckTimer = undefined;
     this.#timers = [];
     this.#unsubscribe = [];
     try {
@@ -502,6 +526,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#state = 'stopped';
     this.#emit('stopped');
   }
+}
+
+function leaseKey(lease: Lease): string {
+  return `${lease.id}#${lease.attempt}`;
 }
 
 function toError(thrown: unknown): Error {

@@ -16,7 +16,7 @@ import {
   type WorkerOptions,
 } from '../src/index.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
-import { deferred, waitFor } from './helpers/wait.ts';
+import { deferred, settled, waitFor } from './helpers/wait.ts';
 
 async function startWorker(queue: Queue, handlers: Handlers, options: Partial<WorkerOptions> = {}): Promise<Worker> {
   const worker = new Worker(queue, { handlers, pollIntervalMs: 50, ...options });
@@ -251,6 +251,58 @@ forEachEngine((engine) => {
       await started.promise;
       await other.cancel(job.id);
       assert.ok((await aborted.promise) instanceof JobCancelledError);
+      await worker.stop();
+      await other.close();
+    });
+
+    it('keeps an attempt and its retry apart when both land on the same worker', async () => {
+      const { queue, url } = await freshQueue(engine);
+      const other = await Queue.open(url);
+      const firstStarted = deferred();
+      const firstAborted = deferred<unknown>();
+      const secondStarted = deferred();
+      const secondGate = deferred();
+      const attempts: number[] = [];
+      const worker = await startWorker(
+        queue,
+        {
+          w: (_job, ctx) => {
+            attempts.push(ctx.attempt);
+            if (ctx.attempt > 1) {
+              secondStarted.resolve();
+              return secondGate.promise.then(() => 'second');
+            }
+            firstStarted.resolve();
+            // Ignores its signal: it only notes it, as a slow handler would.
+            ctx.signal.addEventListener('abort', () => firstAborted.resolve(ctx.signal.reason));
+            return new Promise(() => {});
+          },
+        },
+        { leaseMs: 60_000, concurrency: 2 },
+      );
+      const job = await queue.submit({ agent: 'w' });
+      await firstStarted.promise;
+      // Cancel and retry from another connection, back to back, right after
+      // another change: the worker may claim the new attempt before it notices
+      // that the old one was cancelled.
+      await other.submit({ agent: 'elsewhere' });
+      await new Promise((r) => setTimeout(r, 0));
+      await other.cancel(job.id);
+      await other.retry(job.id);
+      await settled(secondStarted.promise, 'the second attempt to start');
+      assert.ok((await settled(firstAborted.promise, 'the first attempt to be aborted')) instanceof Error);
+      await new Promise((r) => setImmediate(r));
+      // The end of the first attempt must not take the second one's place with it.
+      assert.deepEqual(
+        worker.running.map((j) => j.attempts),
+        [2],
+      );
+      secondGate.resolve();
+      const done = await finished(queue, job.id);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.attempts, 2);
+      await waitFor(() => worker.running.length === 0, { what: 'the worker to let go of both attempts' });
+      assert.deepEqual(attempts, [1, 2]);
       await worker.stop();
       await other.close();
     });
