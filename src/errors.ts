@@ -64,10 +64,18 @@ export class NotFoundError extends AgentqError {
 /** A job id prefix that matches more than one job. */
 export class AmbiguousIdError extends AgentqError {
   constructor(prefix: string, matches: string[]) {
-    super('ambiguous_id', 400, `id prefix ${prefix} matches ${matches.length} jobs; give more characters`, {
+    const count = matches.length > 5 ? 'more than 5' : String(matches.length);
+    super('ambiguous_id', 400, `id prefix ${prefix} matches ${count} jobs (${matches.slice(0, 5).join(', ')}); give more characters`, {
       field: 'id',
       matches,
     });
+  }
+}
+
+/** A wait for a job gave up before the job finished. */
+export class WaitTimeoutError extends AgentqError {
+  constructor(id: string, status: string, timeoutMs: number, message = `job ${id} is still ${status} after ${timeoutMs} ms`) {
+    super('wait_timeout', 408, message, { id, status, timeoutMs });
   }
 }
 

@@ -24,6 +24,7 @@ export {
   NotFoundError,
   AmbiguousIdError,
   ConflictError,
+  WaitTimeoutError,
   NonRetryableError,
   JobTimeoutError,
   JobCancelledError,

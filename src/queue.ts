@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { monotonicFactory } from 'ulidx';
 import { systemClock, type Clock } from './clock.ts';
 import { openStore } from './connect.ts';
-import { AmbiguousIdError, ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import { AmbiguousIdError, ConflictError, NotFoundError, ValidationError, WaitTimeoutError } from './errors.ts';
 import {
   DEFAULT_BACKOFF,
   FINISHED_STATUSES,
@@ -358,7 +358,7 @@ export class Queue {
         if (isFinished(job.status)) return job;
         options.signal?.throwIfAborted();
         const left = deadline - Date.now();
-        if (left <= 0) throw new ConflictError(`job ${id} is still ${job.status} after ${options.timeoutMs} ms`, { status: job.status, timeout: true });
+        if (left <= 0) throw new WaitTimeoutError(id, job.status, options.timeoutMs ?? 0);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, Math.min(pollMs, left));
           function done() {

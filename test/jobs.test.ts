@@ -6,8 +6,10 @@ import {
   ConflictError,
   ManualClock,
   NotFoundError,
+  Queue,
   PayloadTooLargeError,
   ValidationError,
+  WaitTimeoutError,
   type Job,
 } from '../src/index.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
@@ -178,6 +180,20 @@ forEachEngine((engine) => {
       assert.ok(cancelled.finishedAt);
       assert.equal((await queue.cancel(job.id)).status, 'cancelled', 'cancelling twice is harmless');
       await assert.rejects(queue.cancel('0000000000000000000000NONE'), NotFoundError);
+    });
+
+    it('waits for a job to finish, or gives up with a timeout error', async () => {
+      const { queue, url } = await freshQueue(engine);
+      const job = await queue.submit({ agent: 'a' });
+      await assert.rejects(
+        queue.wait(job.id, { timeoutMs: 30, pollMs: 10 }),
+        (e: WaitTimeoutError) => e instanceof WaitTimeoutError && e.status === 408 && e.details?.status === 'pending',
+      );
+      const waiting = queue.wait(job.id.slice(0, 20));
+      const other = await Queue.open(url);
+      await other.cancel(job.id);
+      await other.close();
+      assert.equal((await waiting).status, 'cancelled');
     });
 
     it('retries failed and cancelled jobs only', async () => {

@@ -1,4 +1,5 @@
 /** What every command shares: the io, colours, the database, and error reporting. */
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultDatabasePath, parseConnectionString } from '../connect.ts';
 import {
@@ -62,9 +63,29 @@ export function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Opens the queue, runs `fn`, and closes the queue whatever happens. */
-export async function withQueue<T>(ctx: Context, opts: DbOptions, fn: (queue: Queue) => Promise<T>): Promise<T> {
-  const queue = await Queue.open(databaseUrl(ctx, opts));
+/**
+ * Opens the queue, runs `fn`, and closes the queue whatever happens. Only
+ * commands that write (`create`) make a new SQLite file; the others refuse a
+ * path where there is none, so a mistyped --db is an error, not an empty queue.
+ */
+export async function withQueue<T>(
+  ctx: Context,
+  opts: DbOptions,
+  fn: (queue: Queue) => Promise<T>,
+  { create = false }: { create?: boolean } = {},
+): Promise<T> {
+  const url = databaseUrl(ctx, opts);
+  if (!create) {
+    const target = parseConnectionString(url, ctx.io.env);
+    if (target.engine === 'sqlite' && target.location !== ':memory:' && !existsSync(target.location)) {
+      throw new CliError(`no agentq database at ${target.location}`, {
+        hint: opts.db
+          ? 'check the --db path, or create it by submitting a job or with: agentq migrate' + dbFlag(opts)
+          : 'submit a job, start agentq serve, or run agentq migrate to create it (or choose one with --db)',
+      });
+    }
+  }
+  const queue = await Queue.open(url);
   try {
     return await fn(queue);
   } finally {

@@ -1,6 +1,6 @@
 /** `agentq wait`, `cancel`, `kill` and `retry`: steering one job. */
 import type { Command } from 'commander';
-import { ConflictError } from '../errors.ts';
+import { ConflictError, WaitTimeoutError } from '../errors.ts';
 import type { Job } from '../job.ts';
 import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
 import { formatDuration, shortId, statusText } from './format.ts';
@@ -37,8 +37,8 @@ function registerWait(program: Command, ctx: Context): void {
             ? await watchJob(ctx, queue, id, { live, timeoutMs: opts.timeout })
             : await queue.wait(id, { timeoutMs: opts.timeout, pollMs: 200 });
         } catch (error) {
-          if (error instanceof ConflictError && error.details?.timeout) {
-            const status = String(error.details.status ?? 'unfinished');
+          if (error instanceof WaitTimeoutError) {
+            const status = String(error.details?.status ?? 'unfinished');
             throw new CliError(`job ${id} is still ${status} after ${formatDuration(opts.timeout ?? 0)}`, {
               hint: `wait longer with --timeout, or see it with: agentq info ${shortId(id)}`,
             });

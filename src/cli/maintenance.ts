@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { ConflictError } from '../errors.ts';
 import type { Job } from '../job.ts';
+import type { Queue } from '../queue.ts';
 import { action, databaseLocation, setup, withQueue, type Context, type DbOptions } from './context.ts';
 import { formatDuration, relativeTime, shortId, statusText, table } from './format.ts';
 import { line, printJson } from './io.ts';
@@ -139,13 +140,14 @@ function registerMigrate(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<DbOptions & { json?: boolean }>();
-      return withQueue(ctx, opts, async (queue) => {
+      const migrate = async (queue: Queue) => {
         const version = await queue.store.migrate();
         const database = databaseLocation(ctx, opts);
         if (opts.json) printJson(ctx.io.stdout, { version, database });
         else line(ctx.io.stdout, `Database ${database} is at schema version ${version}.`);
         return 0;
-      });
+      };
+      return withQueue(ctx, opts, migrate, { create: true });
     }),
   );
 }

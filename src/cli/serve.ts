@@ -36,8 +36,12 @@ function banner(ctx: Context, opts: ServeOptions, worker: Worker): void {
 
 /** Runs the services until a signal stops them; returns the exit code. */
 export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
-  return withQueue(ctx, opts, (queue) =>
-    runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+  return withQueue(
+    ctx,
+    opts,
+    (queue) =>
+      runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+    { create: true },
   );
 }
 

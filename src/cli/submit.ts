@@ -126,7 +126,7 @@ export function registerSubmit(program: Command, ctx: Context): void {
         const done = await watchJob(ctx, queue, job.id, { live });
         printOutcome(ctx, done, opts.json === true);
         return exitCodeOf(done);
-      });
+      }, { create: true });
     }),
   );
 }

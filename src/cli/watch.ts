@@ -1,5 +1,5 @@
 /** Waiting for a job with a live progress line, and saying how it ended. */
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { NotFoundError, WaitTimeoutError } from '../errors.ts';
 import { isFinished, type Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Context } from './context.ts';
@@ -9,7 +9,7 @@ import { line, printJson, type Output } from './io.ts';
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 export interface WatchOptions {
-  /** Give up after this long with a ConflictError (as queue.wait does). */
+  /** Give up after this long with a WaitTimeoutError (as queue.wait does). */
   timeoutMs?: number;
   /** Poll at least this often; store changes wake it sooner. (Default: 200 ms) */
   pollMs?: number;
@@ -63,11 +63,7 @@ export async function watchJob(ctx: Context, queue: Queue, id: string, options: 
       const left = deadline - Date.now();
       if (left <= 0) {
         clear();
-        throw new ConflictError(`job ${id} is still ${job.status} after ${formatDuration(options.timeoutMs ?? 0)}`, {
-          id,
-          status: job.status,
-          timeout: true,
-        });
+        throw new WaitTimeoutError(id, job.status, options.timeoutMs ?? 0);
       }
       // Store changes come in bursts: read at most every 50 ms, and redraw the spinner at least every pollMs.
       await new Promise<void>((resolve) => {

@@ -197,7 +197,7 @@ export function registerWorker(program: Command, ctx: Context): void {
             `agentq: worker ${worker.name} serving ${worker.agents.join(', ')} (concurrency ${worker.concurrency}) on ${databaseLocation(ctx, opts)}`,
           );
         });
-      });
+      }, { create: !opts.status });
     }),
   );
 }

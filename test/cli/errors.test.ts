@@ -1,5 +1,6 @@
 /** Bad usage exits 2, a missing or conflicting job exits 1; always one line on stderr, nothing on stdout. */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { agentq, freshDb, submit, type Result } from './run.ts';
 
@@ -13,6 +14,7 @@ function oneLineError(r: Result, code: number, pattern: RegExp): void {
 describe('agentq errors', { concurrency: true }, () => {
   it('exits 2 naming the flag on bad usage', async () => {
     const db = freshDb();
+    await agentq(db, ['migrate']);
     const cases: Array<[string[], RegExp]> = [
       [['submit', '-a', 'x', '--bogus'], /unknown option '--bogus'/],
       [['submit'], /--agent/],
@@ -64,8 +66,19 @@ describe('agentq errors', { concurrency: true }, () => {
 
   it('prints nothing but JSON on stdout with --json, even on error', async () => {
     const db = freshDb();
+    await agentq(db, ['migrate']);
     const r = await agentq(db, ['info', 'NOPE', '--json']);
     oneLineError(r, 1, /not found/);
+  });
+
+  it('refuses a database path with no database for commands that only read, and creates nothing', async () => {
+    const db = freshDb();
+    const results = await Promise.all([['jobs'], ['status', '--json'], ['info', 'X'], ['hung'], ['worker', '--status']].map((args) => agentq(db, args)));
+    for (const r of results) oneLineError(r, 1, /no agentq database at .*agentq\.db — check the --db path/);
+    assert.equal(existsSync(db), false, 'no file was made');
+    const migrated = await agentq(db, ['migrate']);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.equal((await agentq(db, ['jobs'])).code, 0);
   });
 
   it('has help with examples for every command, and a version', async () => {
