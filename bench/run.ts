@@ -6,7 +6,7 @@
  *   npm run bench -- --quick    smaller counts (a smoke run)
  *   npm run bench -- --json     one JSON object on stdout
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ const say = (line: string) => {
 
 function record(name: string, value: number, unit: string, digits = 0): void {
   results[name] = Number(value.toFixed(digits));
-  say(`  ${name.padEnd(52)} ${value.toLocaleString('en-US', { maximumFractionDigits: digits }).padStart(12)} ${unit}`);
+  say(`  ${name.padEnd(72)} ${value.toLocaleString('en-US', { maximumFractionDigits: digits }).padStart(12)} ${unit}`);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -46,10 +46,19 @@ async function until(check: () => Promise<boolean>, intervalMs = 2): Promise<voi
   while (!(await check())) await new Promise((r) => setTimeout(r, intervalMs));
 }
 
-const workerScript = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+const workerScript = fileURLToPath(new URL('./worker-process.js', import.meta.url));
 
-function startWorkerProcess(config: Record<string, unknown>): Promise<ChildProcess> {
+/** Worker processes run the built package, as users' do: build it first. */
+function build(): void {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+}
+
+function startWorkerProcess(config: Record<string, unknown>, execArgv: string[] = []): Promise<ChildProcess> {
   const child = fork(workerScript, [], {
+    execArgv,
     env: { ...process.env, AGENTQ_BENCH_WORKER: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -135,18 +144,19 @@ async function throughputInProcess(): Promise<void> {
   await queue.close();
 }
 
-async function throughputProcesses(processes: number): Promise<number> {
+async function throughputProcesses(processes: number, execArgv: string[] = []): Promise<number> {
   const db = freshDb();
   const queue = await Queue.open(db);
   const count = n(100_000);
   await fill(queue, 'noop', count);
   const start = performance.now();
   const children = await Promise.all(
-    Array.from({ length: processes }, () => startWorkerProcess({ db, agent: 'noop', concurrency: 32, mode: 'noop' })),
+    Array.from({ length: processes }, () => startWorkerProcess({ db, agent: 'noop', concurrency: 32, mode: 'noop' }, execArgv)),
   );
   await until(async () => (await queue.stats()).byStatus.completed === count, 20);
   const ms = performance.now() - start;
-  record(`sqlite: no-op jobs/s, ${processes} worker process${processes > 1 ? 'es' : ''}, concurrency 32 each`, count / (ms / 1000), '/s');
+  const flags = execArgv.length ? ` (${execArgv.join(' ')})` : '';
+  record(`sqlite: no-op jobs/s, ${processes} worker process${processes > 1 ? 'es' : ''}, concurrency 32 each${flags}`, count / (ms / 1000), '/s');
   const rss = Math.max(...(await Promise.all(children.map(rssOf))));
   await Promise.all(children.map(stopWorkerProcess));
   await queue.close();
@@ -254,6 +264,7 @@ async function claimTime(history: number): Promise<number> {
 // ---- run ---------------------------------------------------------------------------------------
 
 say(`agentq bench — node ${process.version}, ${quick ? 'quick run' : 'full run'}`);
+build();
 try {
   engineCeiling();
   await submits();
@@ -261,6 +272,10 @@ try {
   await throughputProcesses(1);
   const rss = await throughputProcesses(2);
   record('sqlite: worker process RSS after the run', rss / 1024 / 1024, 'MB', 1);
+  // V8 sizes its young generation by the machine's memory; capping it is how a
+  // user trades a little speed for a smaller worker.
+  const smallRss = await throughputProcesses(1, ['--max-semi-space-size=1']);
+  record('sqlite: worker process RSS, --max-semi-space-size=1', smallRss / 1024 / 1024, 'MB', 1);
   await latencyInProcess();
   await latencyCrossProcess();
   const empty = await claimTime(0);
