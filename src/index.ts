@@ -32,6 +32,20 @@ export {
   ShutdownError,
 } from './errors.ts';
 export { ManualClock, systemClock, type Clock } from './clock.ts';
+export {
+  Schedules,
+  Scheduler,
+  ScheduleValidationError,
+  parseSchedulesFile,
+  parseInterval,
+  type Schedule,
+  type ScheduleInput,
+  type JobTemplate,
+  type ApplyOptions,
+  type ApplyResult,
+  type SchedulerOptions,
+  type SchedulerEvents,
+} from './schedules/index.ts';
 export { parseConnectionString, defaultDatabasePath, openStore } from './connect.ts';
 export type { Store, WorkerInfo } from './store/store.ts';
 export type { SubmitInput } from './schema.ts';

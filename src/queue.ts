@@ -20,6 +20,7 @@ import {
 } from './job.ts';
 import { encodeJson, parseOrThrow, resolveBackoff, submitSchema, toMillis, type SubmitInput } from './schema.ts';
 import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
+import { Schedules } from './schedules/schedules.ts';
 
 export interface QueueOptions {
   /** The clock for leases, run-at and backoff. (Default: the system clock) */
@@ -128,6 +129,17 @@ export class Queue {
   async close(): Promise<void> {
     this.local.removeAllListeners();
     await this.store.close();
+  }
+
+  #schedules: Schedules | undefined;
+  /** Recurring jobs: cron and interval schedules, and their executions. */
+  get schedules(): Schedules {
+    return (this.#schedules ??= new Schedules(this));
+  }
+
+  /** @internal A validated job with defaults applied, ready for the store (schedules submit through their firing transaction). */
+  prepareJob(input: SubmitInput, field = ''): NewJob {
+    return this.#prepare(input, field);
   }
 
   // ---- submit -------------------------------------------------------------------------------

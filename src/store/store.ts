@@ -137,6 +137,85 @@ export interface RescueResult {
   failed: string[];
 }
 
+/** A schedule as stored. Times are ms since the epoch; `job` is the encoded job template. */
+export interface ScheduleRecord {
+  id: string;
+  name: string;
+  description: string | null;
+  cron: string | null;
+  intervalMs: number | null;
+  timezone: string;
+  /** The job each firing submits, as JSON text (agent, type, instructions, payload, ...). */
+  job: string;
+  enabled: boolean;
+  overlap: 'allow' | 'skip';
+  /** null while disabled, or when the expression never fires again. */
+  nextRunAt: number | null;
+  lastRunAt: number | null;
+  lastJobId: string | null;
+  /** The status of the job `lastJobId` names (null when it is gone or there is none). */
+  lastJobStatus: JobStatus | null;
+  /** Grows on every change (edit, firing), so writers can check they changed what they read. */
+  revision: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The fields of a schedule its owner sets; the rest the store and the scheduler keep. */
+export type ScheduleDefinitionRecord = Pick<
+  ScheduleRecord,
+  'id' | 'name' | 'description' | 'cron' | 'intervalMs' | 'timezone' | 'job' | 'enabled' | 'overlap' | 'nextRunAt'
+>;
+
+/**
+ * Schedules to create, replace and remove in one transaction. Each put names
+ * the revision it was computed from (null: it must not exist yet); when any
+ * differs, a ConflictError is thrown and nothing is changed.
+ */
+export interface ScheduleChanges {
+  put: ReadonlyArray<{ schedule: ScheduleDefinitionRecord; expectedRevision: number | null }>;
+  remove: ReadonlyArray<{ id: string; expectedRevision: number }>;
+}
+
+/**
+ * One firing of a schedule. With `expectedRevision` it is the scheduler's:
+ * it takes only if the schedule is still enabled and unchanged since it was
+ * read, moves `nextRunAt` on in the same transaction, and (overlap `skip`)
+ * submits nothing while the schedule's last job is unfinished. Without it, it
+ * is a manual run: it always submits and leaves `nextRunAt` alone.
+ */
+export interface ScheduleFiring {
+  scheduleId: string;
+  expectedRevision?: number;
+  nextRunAt?: number | null;
+  /** The time the firing was due (manual runs: now). */
+  firedAt: number;
+  /** The job to submit; its key makes a second submit of the same firing return the first job. */
+  job: NewJob;
+}
+
+export type FiringResult =
+  | { outcome: 'fired'; job: Job; created: boolean }
+  | { outcome: 'skipped'; runningJobId: string }
+  /** Another scheduler took this firing, or the schedule changed or went since it was read. */
+  | { outcome: 'lost' };
+
+/** Schedule storage: part of every engine that supports schedules. */
+export interface ScheduleStore {
+  /** A schedule by id, or else by name. */
+  getSchedule(idOrName: string): Promise<ScheduleRecord | null>;
+  /** Every schedule, by name. */
+  listSchedules(): Promise<ScheduleRecord[]>;
+  /** Creates, replaces and removes schedules in one transaction (see ScheduleChanges). A taken name is a ConflictError. */
+  saveSchedules(changes: ScheduleChanges): Promise<void>;
+  /** Enabled schedules whose next run is at or before `now`, earliest first. */
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]>;
+  /** The earliest next run of an enabled schedule, or null. */
+  nextScheduleRunAt(): Promise<number | null>;
+  /** Claims one firing and submits its job, in one transaction. */
+  fireSchedule(firing: ScheduleFiring): Promise<FiringResult>;
+}
+
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
 

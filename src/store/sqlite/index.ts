@@ -46,6 +46,8 @@ import type {
   WorkerRegistration,
 } from '../store.ts';
 import { migrations } from './migrations.ts';
+import { SqliteSchedules } from './schedules.ts';
+import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
 export interface SqliteStoreOptions {
   clock?: Clock;
@@ -760,6 +762,41 @@ export class SqliteStore implements Store {
       out[r.name] = Number(r.max_concurrency);
     }
     return out;
+  }
+
+  // ---- schedules (their SQL is in schedules.ts) -------------------------------------------------
+
+  readonly #schedules = new SqliteSchedules({
+    all: (sql, ...params) => this.#all(sql, ...params),
+    get: (sql, ...params) => this.#get(sql, ...params),
+    run: (sql, ...params) => this.#run(sql, ...params),
+    tx: (fn) => this.#tx(fn),
+    now: () => this.now(),
+    insertJob: (job, now) => this.#insertOne(job, now),
+  });
+
+  async getSchedule(idOrName: string): Promise<ScheduleRecord | null> {
+    return this.#schedules.get(idOrName);
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#schedules.list();
+  }
+
+  async saveSchedules(changes: ScheduleChanges): Promise<void> {
+    this.#schedules.save(changes);
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#schedules.due(now, limit);
+  }
+
+  async nextScheduleRunAt(): Promise<number | null> {
+    return this.#schedules.nextRunAt();
+  }
+
+  async fireSchedule(firing: ScheduleFiring): Promise<FiringResult> {
+    return this.#schedules.fire(firing);
   }
 
   // ---- change notifications ------------------------------------------------------------------

@@ -94,4 +94,30 @@ CREATE TABLE agents (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'schedules',
+    sql: `
+CREATE TABLE schedules (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  description TEXT,
+  cron TEXT,
+  interval_ms INTEGER CHECK (interval_ms IS NULL OR interval_ms > 0),
+  timezone TEXT NOT NULL,
+  job TEXT NOT NULL,
+  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  overlap TEXT NOT NULL CHECK (overlap IN ('allow','skip')),
+  next_run_at INTEGER,
+  last_run_at INTEGER,
+  last_job_id TEXT,
+  revision INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  CHECK ((cron IS NULL) <> (interval_ms IS NULL))
+);
+-- The scheduler's one question: which enabled schedules are due.
+CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1 AND next_run_at IS NOT NULL;
+`,
+  },
 ];
