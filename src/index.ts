@@ -1,5 +1,5 @@
 /** agentq: a durable job queue, scheduler and event bus for AI-agent work. */
-export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult } from './queue.ts';
+export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
 export { Worker, type WorkerOptions, type Handler, type Handlers, type JobContext, type WorkerEvents } from './worker.ts';
 export {
   STATUSES,
@@ -48,7 +48,7 @@ export {
 } from './schedules/index.ts';
 export { parseConnectionString, defaultDatabasePath, openStore } from './connect.ts';
 export type { Store, WorkerInfo } from './store/store.ts';
-export type { SubmitInput } from './schema.ts';
+export type { SubmitInput, GraphJobInput } from './schema.ts';
 
 import { Queue, type QueueOptions } from './queue.ts';
 

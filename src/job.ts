@@ -12,6 +12,8 @@
  *                     │      └──retry/backoff───┘  └───> cancelled
  *                     └─> blocked ──deps completed──> pending
  *                           └──a dependency failed/cancelled──> cancelled
+ *
+ *   running ──wait for children──> waiting ──children finished──> pending
  * ```
  */
 
@@ -57,6 +59,9 @@ export function isFinished(status: JobStatus): status is FinishedStatus {
  * - `retry`: a user asks for another run of a finished job.
  * - `unblock`: the completion of a job's last dependency.
  * - `dependencyLost`: a dependency failed or was cancelled.
+ * - `suspend`: the worker holding the lease parks the job until its children
+ *   finish (`waiting`, no lease, no slot; `pending` at once if none is left).
+ * - `resume`: the last unfinished child of a waiting job finished.
  */
 export const TRANSITIONS = {
   claim: { from: ['pending'], to: ['running'] },
@@ -69,6 +74,8 @@ export const TRANSITIONS = {
   retry: { from: ['failed', 'cancelled'], to: ['pending', 'blocked'] },
   unblock: { from: ['blocked'], to: ['pending'] },
   dependencyLost: { from: ['blocked'], to: ['cancelled'] },
+  suspend: { from: ['running'], to: ['waiting', 'pending'] },
+  resume: { from: ['waiting'], to: ['pending'] },
 } as const satisfies Record<string, { from: readonly JobStatus[]; to: readonly JobStatus[] }>;
 
 export type TransitionName = keyof typeof TRANSITIONS;

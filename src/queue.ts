@@ -18,7 +18,16 @@ import {
   type JobLog,
   type JobStatus,
 } from './job.ts';
-import { encodeJson, parseOrThrow, resolveBackoff, submitSchema, toMillis, type SubmitInput } from './schema.ts';
+import {
+  encodeJson,
+  parseOrThrow,
+  refSchema,
+  resolveBackoff,
+  submitSchema,
+  toMillis,
+  type GraphJobInput,
+  type SubmitInput,
+} from './schema.ts';
 import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
 import { Schedules } from './schedules/schedules.ts';
 
@@ -52,6 +61,11 @@ export interface ListOptions {
   limit?: number;
   /** Newest first (`desc`, the default) or oldest first. */
   order?: 'asc' | 'desc';
+}
+
+export interface JobTree {
+  job: Job;
+  children: JobTree[];
 }
 
 export interface JobPage {
@@ -207,7 +221,87 @@ export class Queue {
     return inserted.map((r) => r.job);
   }
 
+  /**
+   * Submits a graph of jobs in one transaction. Each job has a `ref`; its
+   * `dependsOn` and `parentId` may name other jobs of the graph by ref, or
+   * stored jobs by id. A cycle, a duplicate ref, an unknown id (or another
+   * owner's job) refuses the whole graph with an error that names it, and
+   * stores nothing. Returns the jobs in the order given.
+   */
+  async submitGraph(inputs: readonly GraphJobInput[]): Promise<Job[]> {
+    if (!Array.isArray(inputs)) throw new ValidationError('jobs', 'expected an array of jobs');
+    if (inputs.length === 0) return [];
+    if (inputs.length > 10_000) throw new ValidationError('jobs', 'a graph has at most 10000 jobs');
+    const byRef = new Map<string, number>();
+    const prepared = inputs.map((input, i) => {
+      if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+        throw new ValidationError(String(i), 'expected a job object');
+      }
+      const { ref, ...job } = input;
+      const r = parseOrThrow(refSchema, ref, `${i}.ref`);
+      if (byRef.has(r)) throw new ValidationError(`${i}.ref`, `${r} is used by job ${byRef.get(r)} too; refs must be unique`);
+      byRef.set(r, i);
+      return this.#prepare(job, String(i));
+    });
+    const refs = [...byRef.keys()];
+    // Edges within the graph, by index: what each job needs stored before it.
+    const needs = prepared.map((job) => {
+      const edges: number[] = [];
+      job.dependsOn = job.dependsOn.map((dep) => {
+        const j = byRef.get(dep);
+        if (j === undefined) return dep;
+        edges.push(j);
+        return prepared[j].id;
+      });
+      if (job.parentId != null) {
+        const j = byRef.get(job.parentId);
+        if (j !== undefined) {
+          edges.push(j);
+          job.parentId = prepared[j].id;
+        }
+      }
+      return edges;
+    });
+    const order = topologicalOrder(needs, (cycle) => {
+      const names = cycle.map((i) => refs[i]);
+      throw new ValidationError(`${cycle[0]}.dependsOn`, `the graph has a cycle: ${names.join(' → ')}`, { cycle: names });
+    });
+    let inserted;
+    try {
+      inserted = await this.store.insertJobs(order.map((i) => prepared[i]));
+    } catch (error) {
+      if (error instanceof ValidationError && error.index !== undefined) throw error.within(String(order[error.index]));
+      throw error;
+    }
+    const out = new Array<Job>(inputs.length);
+    order.forEach((i, k) => (out[i] = inserted[k].job));
+    const agents = new Set(inserted.filter((r) => r.created).map((r) => r.job.agent));
+    if (agents.size > 0) this.local.emit('submitted', agents);
+    return out;
+  }
+
   // ---- read ---------------------------------------------------------------------------------
+
+  /**
+   * A job and its delegation tree: its children, recursively, oldest first.
+   * (Each job's `dependsOn` names what it waits for.)
+   */
+  async tree(idOrPrefix: string, options: { maxDepth?: number } = {}): Promise<JobTree> {
+    const root = await this.get(idOrPrefix);
+    const maxDepth = options.maxDepth ?? 100;
+    const seen = new Set<string>([root.id]);
+    const grow = async (job: Job, depth: number): Promise<JobTree> => {
+      const node: JobTree = { job, children: [] };
+      if (depth >= maxDepth) return node;
+      for (const child of await this.store.listChildren(job.id)) {
+        if (seen.has(child.id)) continue;
+        seen.add(child.id);
+        node.children.push(await grow(child, depth + 1));
+      }
+      return node;
+    };
+    return grow(root, 0);
+  }
 
   /** The full id for an id or an unambiguous prefix of one. */
   async resolveId(idOrPrefix: string): Promise<string> {
@@ -293,18 +387,19 @@ export class Queue {
    * handler's signal. Dependents are cancelled too. Cancelling a cancelled job
    * returns it unchanged; a completed or failed one is a ConflictError.
    */
-  async cancel(idOrPrefix: string, options: { reason?: string } = {}): Promise<Job> {
+  async cancel(idOrPrefix: string, options: { reason?: string; descendants?: boolean } = {}): Promise<Job> {
     const id = await this.resolveId(idOrPrefix);
     const error = JSON.stringify({ message: options.reason ?? 'cancelled by request', code: 'cancelled' });
-    const result = await this.store.cancelJob(id, error);
+    const result = await this.store.cancelJob(id, error, { descendants: options.descendants === true });
     if (!result) throw new NotFoundError('job', id);
+    if (result.cascaded.length > 0) this.local.emit('cancelled', result.cascaded);
     if (result.previous === 'cancelled') return result.job;
     if (result.job.status !== 'cancelled') {
       throw new ConflictError(`job ${id} is already ${result.job.status} and cannot be cancelled`, {
         status: result.job.status,
       });
     }
-    this.local.emit('cancelled', [id, ...result.cascaded]);
+    this.local.emit('cancelled', [id]);
     return result.job;
   }
 
@@ -390,3 +485,25 @@ export class Queue {
 }
 
 export type { SubmitInput };
+
+/**
+ * Indexes ordered so that each comes after those it needs. Calls `onCycle`
+ * with the indexes of a cycle (first repeated last) when there is one.
+ */
+function topologicalOrder(needs: readonly number[][], onCycle: (cycle: number[]) => never): number[] {
+  const state = new Uint8Array(needs.length); // 0 new, 1 on the path, 2 done
+  const order: number[] = [];
+  const path: number[] = [];
+  const visit = (i: number): void => {
+    if (state[i] === 2) return;
+    if (state[i] === 1) onCycle([...path.slice(path.indexOf(i)), i]);
+    state[i] = 1;
+    path.push(i);
+    for (const j of needs[i]) visit(j);
+    path.pop();
+    state[i] = 2;
+    order.push(i);
+  };
+  for (let i = 0; i < needs.length; i++) visit(i);
+  return order;
+}

@@ -94,6 +94,14 @@ export const submitSchema = z.strictObject({
 
 export type SubmitInput = z.input<typeof submitSchema>;
 
+/**
+ * One job of a graph submitted in one call: `ref` names it within the graph,
+ * and its `dependsOn` and `parentId` may name other jobs of the graph by ref
+ * (or stored jobs by id).
+ */
+export type GraphJobInput = SubmitInput & { ref: string };
+export const refSchema = name;
+
 export const logSchema = z.strictObject({
   level: z.enum(LOG_LEVELS),
   message: z.string().max(100_000),

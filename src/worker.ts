@@ -34,6 +34,19 @@ export interface JobContext {
   log(level: LogLevel, message: string, data?: Json): Promise<void>;
   /** Submits a child job: its parentId is this job. */
   spawn(child: Omit<SubmitInput, 'parentId'>): Promise<Job>;
+  /** This job's children (as spawned), oldest first, with their status and result. */
+  children(): Promise<Job[]>;
+  /**
+   * Parks the job until every child has finished, holding no slot and no lease;
+   * then the handler runs again (the attempt is not spent) and can read the
+   * children's results with `children()`. Use it as `return ctx.waitForChildren()`.
+   */
+  waitForChildren(): Promise<never>;
+}
+
+/** Thrown by `ctx.waitForChildren()`; the worker turns it into a `waiting` job. */
+class WaitForChildren {
+  readonly name = 'WaitForChildren';
 }
 
 /** A handler returns the job's result (any JSON value; undefined is stored as null). */
@@ -76,6 +89,8 @@ export interface WorkerEvents {
   /** The attempt ended without a write: cancelled, lease lost, or its write was refused. */
   'job:dropped': [job: Job, reason: Error];
   'job:release': [job: Job];
+  /** The handler parked the job until its children finish. */
+  'job:wait': [job: Job];
   error: [error: unknown];
 }
 
@@ -327,8 +342,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const value = await Promise.race([Promise.resolve().then(() => handler(job, ctx)), abortPromise(abort.signal)]);
       outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
     } catch (thrown) {
-      error = abort.signal.aborted ? (abort.signal.reason as Error) : toError(thrown);
-      outcome = this.#outcomeOf(job, lease, error);
+      if (thrown instanceof WaitForChildren && !abort.signal.aborted) {
+        outcome = { kind: 'wait', lease };
+      } else {
+        error = abort.signal.aborted ? (abort.signal.reason as Error) : toError(thrown);
+        outcome = this.#outcomeOf(job, lease, error);
+      }
     } finally {
       clearTimeout(timer);
     }
@@ -353,6 +372,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         break;
       case 'release':
         this.#emit('job:release', job);
+        break;
+      case 'wait':
+        this.#emit('job:wait', job);
         break;
     }
   }
@@ -402,6 +424,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         ]);
       },
       spawn: (child) => this.queue.submit({ owner: job.owner, ...child, parentId: job.id }),
+      children: () => this.queue.store.listChildren(job.id),
+      waitForChildren: () => Promise.reject(new WaitForChildren()),
     };
   }
 

@@ -58,13 +58,14 @@ function registerCancel(program: Command, ctx: Context): void {
     .description('cancel a job (blocked, pending or running); jobs that depend on it are cancelled too')
     .argument('<id>', 'job id, or an unambiguous prefix of one')
     .option('--reason <text>', 'why, recorded as the job\'s error')
+    .option('--descendants', 'also cancel the jobs it delegated (its children, recursively) that have not finished')
     .option('--json', 'print the cancelled job as JSON');
-  setup(cmd, ['agentq cancel 01JF3K9Z', 'agentq cancel 01JF3K9Z --reason "wrong input"']);
+  setup(cmd, ['agentq cancel 01JF3K9Z', 'agentq cancel 01JF3K9Z --reason "wrong input"', 'agentq cancel 01JF3K9Z --descendants']);
   cmd.action(
     action(ctx, async (id: string, _opts: unknown, command: Command) => {
-      const opts = command.optsWithGlobals<JsonOptions & { reason?: string }>();
+      const opts = command.optsWithGlobals<JsonOptions & { reason?: string; descendants?: boolean }>();
       return withQueue(ctx, opts, async (queue) => {
-        const job = await queue.cancel(id, { reason: opts.reason });
+        const job = await queue.cancel(id, { reason: opts.reason, descendants: opts.descendants });
         printChanged(ctx, job, 'cancelled', opts.json);
         return 0;
       });

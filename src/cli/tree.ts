@@ -1,7 +1,7 @@
 /** `agentq tree ID`: the jobs a job delegated (children, recursively) and what each waits for. */
 import type { Command } from 'commander';
 import type { Job } from '../job.ts';
-import type { Queue } from '../queue.ts';
+import type { JobTree } from '../queue.ts';
 import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
 import { formatDuration, progressBar, shortId, statusText } from './format.ts';
 import { line, printJson } from './io.ts';
@@ -10,36 +10,7 @@ interface TreeOptions extends DbOptions {
   json?: boolean;
 }
 
-export interface TreeNode {
-  job: Job;
-  children: TreeNode[];
-}
-
-const MAX_DEPTH = 100;
-
-async function childrenOf(queue: Queue, id: string): Promise<Job[]> {
-  const out: Job[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await queue.list({ parentId: id, order: 'asc', limit: 1000, cursor });
-    out.push(...page.jobs);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return out;
-}
-
-export async function buildTree(queue: Queue, job: Job, depth = 0, seen = new Set<string>()): Promise<TreeNode> {
-  seen.add(job.id);
-  const node: TreeNode = { job, children: [] };
-  if (depth >= MAX_DEPTH) return node;
-  for (const child of await childrenOf(queue, job.id)) {
-    if (seen.has(child.id)) continue;
-    node.children.push(await buildTree(queue, child, depth + 1, seen));
-  }
-  return node;
-}
-
-function collectJobs(node: TreeNode, into = new Map<string, Job>()): Map<string, Job> {
+function collectJobs(node: JobTree, into = new Map<string, Job>()): Map<string, Job> {
   into.set(node.job.id, node.job);
   for (const c of node.children) collectJobs(c, into);
   return into;
@@ -56,7 +27,7 @@ export function registerTree(program: Command, ctx: Context): void {
     action(ctx, async (id: string, _opts: TreeOptions, command: Command) => {
       const opts = command.optsWithGlobals<TreeOptions>();
       return withQueue(ctx, opts, async (queue) => {
-        const root = await buildTree(queue, await queue.get(id));
+        const root = await queue.tree(id);
         if (opts.json) {
           printJson(ctx.io.stdout, root);
           return 0;
@@ -83,7 +54,7 @@ export function registerTree(program: Command, ctx: Context): void {
         const out = ctx.io.stdout;
         if (root.job.parentId) line(out, p('dim', `(child of ${shortId(root.job.parentId)} — see: agentq tree ${shortId(root.job.parentId)})`));
         line(out, await describe(root.job));
-        const draw = async (node: TreeNode, prefix: string): Promise<void> => {
+        const draw = async (node: JobTree, prefix: string): Promise<void> => {
           for (let i = 0; i < node.children.length; i++) {
             const last = i === node.children.length - 1;
             const child = node.children[i];

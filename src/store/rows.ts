@@ -159,6 +159,19 @@ export function dependencyError(dependencyId: string, dependencyStatus: JobStatu
   });
 }
 
+/** The error stored on an unfinished descendant of a job cancelled with its descendants. */
+export function parentCancelledError(ancestorId: string): string {
+  return JSON.stringify({ message: `ancestor ${ancestorId} was cancelled`, code: 'parent_cancelled', ancestor: ancestorId });
+}
+
+/**
+ * Whether a new job may refer to (depend on, be a child of) a stored job: a
+ * job without an owner may refer to any; an owned one only to the same owner's.
+ */
+export function sameOwner(job: { owner: string | null }, otherOwner: string | null): boolean {
+  return job.owner == null || job.owner === otherOwner;
+}
+
 export const LEASE_EXPIRED_ERROR = JSON.stringify({
   message: 'the worker running this job stopped renewing its lease (crashed, killed or cut off)',
   code: 'lease_expired',

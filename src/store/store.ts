@@ -63,7 +63,9 @@ export type Outcome =
   | { kind: 'complete'; lease: Lease; result: string }
   | { kind: 'fail'; lease: Lease; error: string }
   | { kind: 'retry'; lease: Lease; error: string; runAt: number }
-  | { kind: 'release'; lease: Lease };
+  | { kind: 'release'; lease: Lease }
+  /** Park the job until its children finish; the attempt is given back, as on release. */
+  | { kind: 'wait'; lease: Lease };
 
 export interface JobFilter {
   status?: readonly JobStatus[];
@@ -128,7 +130,7 @@ export interface CancelResult {
   job: Job;
   /** The status before the cancel; equal to job.status when nothing changed. */
   previous: JobStatus;
-  /** Dependents cancelled along with it. */
+  /** Dependents (and, when asked, descendants) cancelled along with it. */
   cascaded: string[];
 }
 
@@ -226,9 +228,10 @@ export interface Store {
   now(): number;
 
   /**
-   * Inserts jobs in one transaction. Jobs whose key exists return the existing
-   * job. Unknown `dependsOn` or `parentId` ids throw a ValidationError and
-   * nothing is stored.
+   * Inserts jobs in one transaction, in order (a job may depend on one before
+   * it in the same call). Jobs whose key exists return the existing job.
+   * Unknown `dependsOn` or `parentId` ids — or, for a job with an owner, ids of
+   * another owner's jobs — throw a ValidationError and nothing is stored.
    */
   insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]>;
   getJob(id: string): Promise<Job | null>;
@@ -247,8 +250,11 @@ export interface Store {
   setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean>;
   /** The current status, worker and attempt of each of these jobs that exists. */
   jobStates(ids: readonly string[]): Promise<JobState[]>;
-  /** Returns null when the job does not exist. */
-  cancelJob(id: string, error: string): Promise<CancelResult | null>;
+  /**
+   * Returns null when the job does not exist. With `descendants`, its unfinished
+   * children (recursively) are cancelled too, in the same transaction.
+   */
+  cancelJob(id: string, error: string, options?: { descendants?: boolean }): Promise<CancelResult | null>;
   /** failed/cancelled → pending (or blocked); throws ConflictError from other states. */
   retryJob(id: string, extraAttempts: number): Promise<Job | null>;
   /** Running jobs whose lease expired go back to pending (a new attempt) or fail when attempts are used up. */

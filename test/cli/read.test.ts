@@ -6,8 +6,9 @@ import { agentq, agentqJson, freshDb, submit } from './run.ts';
 describe('agentq submit, jobs, info, status, tree, migrate', { concurrency: true }, () => {
   it('submits a job with every option and prints it as JSON', async () => {
     const db = freshDb();
-    const dep = await submit(db, ['-a', 'helper']);
-    const parent = await submit(db, ['-a', 'planner']);
+    // An owned job may only depend on, or be delegated by, the same owner's jobs.
+    const dep = await submit(db, ['-a', 'helper', '--owner', 'alice']);
+    const parent = await submit(db, ['-a', 'planner', '--owner', 'alice']);
     const job = await agentqJson(db, [
       'submit',
       '--agent', 'researcher',

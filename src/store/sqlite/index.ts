@@ -21,6 +21,8 @@ import { ConflictError, ValidationError } from '../../errors.ts';
 import { fromStatesSql, TRANSITIONS, type Job, type JobLog, type JobStatus } from '../../job.ts';
 import {
   dependencyError,
+  parentCancelledError,
+  sameOwner,
   LEASE_EXPIRED_ERROR,
   newJobToJob,
   rowToJob,
@@ -238,15 +240,17 @@ export class SqliteStore implements Store {
       const existing = this.#get<JobRow>('SELECT * FROM jobs WHERE key = ?', job.key);
       if (existing) return { job: rowToJob(existing, now), created: false };
     }
-    if (job.parentId != null && !this.#get('SELECT 1 AS x FROM jobs WHERE id = ?', job.parentId)) {
-      throw new ValidationError('parentId', `no job with id ${job.parentId}`);
+    if (job.parentId != null) {
+      const parent = this.#get<{ owner: string | null }>('SELECT owner FROM jobs WHERE id = ?', job.parentId);
+      // Another owner's job is as good as unknown: its existence is not for this owner to learn.
+      if (!parent || !sameOwner(job, parent.owner)) throw new ValidationError('parentId', `no job with id ${job.parentId}`);
     }
     let status: JobStatus = 'pending';
     let error: string | null = null;
     let finishedAt: number | null = null;
     job.dependsOn.forEach((dep, i) => {
-      const row = this.#get<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?', dep);
-      if (!row) throw new ValidationError(`dependsOn.${i}`, `no job with id ${dep}`);
+      const row = this.#get<{ status: JobStatus; owner: string | null }>('SELECT status, owner FROM jobs WHERE id = ?', dep);
+      if (!row || !sameOwner(job, row.owner)) throw new ValidationError(`dependsOn.${i}`, `no job with id ${dep}`);
       if (status === 'cancelled') return;
       if (row.status === 'failed' || row.status === 'cancelled') {
         status = 'cancelled';
@@ -422,7 +426,10 @@ export class SqliteStore implements Store {
           workerId,
           attempt,
         );
-        if (changed) this.#unblockDependents(id, now);
+        if (changed) {
+          this.#unblockDependents(id, now);
+          this.#resumeParents([id], now);
+        }
         return changed > 0;
       }
       case 'fail': {
@@ -436,7 +443,10 @@ export class SqliteStore implements Store {
           workerId,
           attempt,
         );
-        if (changed) this.#cancelDependents(id, 'failed', now);
+        if (changed) {
+          this.#cancelDependents(id, 'failed', now);
+          this.#resumeParents([id], now);
+        }
         return changed > 0;
       }
       case 'retry':
@@ -446,6 +456,23 @@ export class SqliteStore implements Store {
                updated_at = ? WHERE id = ? AND ${FENCE}`,
             o.error,
             o.runAt,
+            now,
+            id,
+            workerId,
+            attempt,
+          ) > 0
+        );
+      case 'wait':
+        // Parked until its children finish: no lease, no slot, the attempt given back.
+        // With no unfinished child left it is due again at once.
+        return (
+          this.#run(
+            `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+                 AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
+               attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
+               run_at = ?, updated_at = ?
+             WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')})`,
+            now,
             now,
             id,
             workerId,
@@ -505,7 +532,46 @@ export class SqliteStore implements Store {
         }
       }
     }
+    this.#resumeParents(cancelled, now);
     return cancelled;
+  }
+
+  /** Unfinished children of these jobs, recursively, are cancelled, naming the ancestor. */
+  #cancelDescendants(id: string, now: number): string[] {
+    const cancelled: string[] = [];
+    const parents = [id];
+    while (parents.length > 0) {
+      const parent = parents.shift()!;
+      const children = this.#all<{ id: string }>(
+        `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+         WHERE parent_id = ? AND status IN (${fromStatesSql('cancel')}) RETURNING id`,
+        parentCancelledError(id),
+        now,
+        now,
+        parent,
+      ).map((r) => r.id);
+      for (const child of children) {
+        cancelled.push(child, ...this.#cancelDependents(child, 'cancelled', now));
+      }
+      // Finished children may have unfinished children of their own.
+      parents.push(...this.#all<{ id: string }>('SELECT id FROM jobs WHERE parent_id = ?', parent).map((r) => r.id));
+    }
+    return cancelled;
+  }
+
+  /** A waiting parent whose last unfinished child just finished is due again. */
+  #resumeParents(childIds: readonly string[], now: number): void {
+    for (const child of childIds) {
+      this.#run(
+        `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
+         WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')})
+           AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+             AND c.status IN ('blocked','pending','running','waiting'))`,
+        now,
+        now,
+        child,
+      );
+    }
   }
 
   async setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean> {
@@ -530,7 +596,7 @@ export class SqliteStore implements Store {
     ).map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts) }));
   }
 
-  async cancelJob(id: string, error: string): Promise<CancelResult | null> {
+  async cancelJob(id: string, error: string, options: { descendants?: boolean } = {}): Promise<CancelResult | null> {
     const now = this.now();
     return this.#tx(() => {
       const before = this.#get<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?', id);
@@ -544,7 +610,11 @@ export class SqliteStore implements Store {
         now,
         id,
       );
-      if (changed) cascaded = this.#cancelDependents(id, 'cancelled', now);
+      if (changed) {
+        cascaded = this.#cancelDependents(id, 'cancelled', now);
+        this.#resumeParents([id], now);
+      }
+      if (options.descendants) cascaded.push(...this.#cancelDescendants(id, now));
       const row = this.#get<JobRow>('SELECT * FROM jobs WHERE id = ?', id)!;
       return { job: rowToJob(row, now), previous: before.status, cascaded };
     });
@@ -607,6 +677,7 @@ export class SqliteStore implements Store {
         now,
       ).map((r) => r.id);
       for (const id of failed) this.#cancelDependents(id, 'failed', now);
+      this.#resumeParents(failed, now);
       return { requeued, failed };
     });
   }
