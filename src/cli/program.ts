@@ -13,6 +13,7 @@ import { registerJobs } from './jobs.ts';
 import { registerLogs } from './logs.ts';
 import { registerMaintenance } from './maintenance.ts';
 import { registerServe } from './serve.ts';
+import { registerScheduler, registerSchedules } from './schedules.ts';
 import { registerStatus } from './status.ts';
 import { registerSubmit } from './submit.ts';
 import { registerTree } from './tree.ts';
@@ -73,6 +74,8 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerMaintenance(program, ctx);
   registerWorker(program, ctx);
   registerServe(program, ctx);
+  registerSchedules(program, ctx);
+  registerScheduler(program, ctx);
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -8,10 +8,13 @@ import { action, databaseLocation, dbFlag, setup, withQueue, type Context, type 
 import { line } from './io.ts';
 import { parseInteger } from './parse.ts';
 import { runWorker } from './worker.ts';
+import { withScheduler } from './schedules.ts';
 
 export interface ServeOptions extends DbOptions {
   handlers?: string;
   concurrency?: number;
+  /** A YAML schedules file to apply at start. */
+  schedules?: string;
 }
 
 function banner(ctx: Context, opts: ServeOptions, worker: Worker): void {
@@ -40,7 +43,9 @@ export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
     ctx,
     opts,
     (queue) =>
-      runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+      withScheduler(ctx, queue, { schedules: opts.schedules }, () =>
+        runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+      ),
     { create: true },
   );
 }
@@ -48,10 +53,11 @@ export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
 export function registerServe(program: Command, ctx: Context): void {
   const cmd = program
     .command('serve')
-    .description('run agentq in one process: a worker with the demo agents (echo, demo) and your --handlers')
+    .description('run agentq in one process: the scheduler, and a worker with the demo agents (echo, demo) and your --handlers')
     .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler}, served beside the demo agents')
-    .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000));
-  setup(cmd, ['agentq serve', 'agentq serve --handlers ./agents.ts --db ./agentq.db']);
+    .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000))
+    .option('--schedules <file>', 'apply this YAML schedules file at start (the scheduler always runs)');
+  setup(cmd, ['agentq serve', 'agentq serve --handlers ./agents.ts --db ./agentq.db', 'agentq serve --schedules tasks.yaml']);
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => serve(ctx, command.optsWithGlobals<ServeOptions>())),
   );
