@@ -1,6 +1,7 @@
 /** Choosing and opening an engine from one connection string. */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Pool } from 'pg';
 import type { Clock } from './clock.ts';
 import { ValidationError } from './errors.ts';
 import { SqliteStore } from './store/sqlite/index.ts';
@@ -41,12 +42,30 @@ export function parseConnectionString(url: string | undefined, env: NodeJS.Proce
 
 export interface OpenStoreOptions {
   clock?: Clock;
+  /** PostgreSQL: a pool of the application's own (`pg.Pool`); agentq never closes it. Selects PostgreSQL without a URL. */
+  pool?: Pool;
+  /** PostgreSQL: the schema agentq's tables live in. (Default: the URL's `?schema=`, then `agentq`) */
+  schema?: string;
 }
 
+/**
+ * Opens the store a connection string names. PostgreSQL is loaded only when
+ * asked for, so the embedded default starts without it.
+ */
 export async function openStore(url: string | undefined, options: OpenStoreOptions = {}): Promise<Store> {
-  const target = parseConnectionString(url);
-  if (target.engine === 'postgres') {
-    throw new ValidationError('db', 'the PostgreSQL engine is not part of this build yet; use a SQLite file path');
+  const target = options.pool && (url == null || url.trim() === '') ? null : parseConnectionString(url);
+  if (target == null || target.engine === 'postgres') {
+    const { PostgresStore } = await import('./store/postgres/index.ts');
+    const store = new PostgresStore(target?.location, { clock: options.clock, pool: options.pool, schema: options.schema });
+    try {
+      await store.connect();
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+    return store;
   }
+  if (options.pool) throw new ValidationError('pool', 'a pg.Pool needs a postgres:// URL or none, not a SQLite file');
+  if (options.schema) throw new ValidationError('schema', 'schemas are a PostgreSQL option; SQLite has none');
   return new SqliteStore(target.location, { clock: options.clock });
 }

@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { monotonicFactory } from 'ulidx';
+import type { Pool } from 'pg';
 import { systemClock, type Clock } from './clock.ts';
 import { openStore } from './connect.ts';
 import { AmbiguousIdError, ConflictError, NotFoundError, ValidationError, WaitTimeoutError } from './errors.ts';
@@ -32,7 +33,7 @@ import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store
 import { Schedules } from './schedules/schedules.ts';
 
 export interface QueueOptions {
-  /** The clock for leases, run-at and backoff. (Default: the system clock) */
+  /** The clock for leases, run-at and backoff. (Default: the store's — the database server's on PostgreSQL) */
   clock?: Clock;
   /** Largest payload, metadata or instructions, in bytes of JSON. (Default: 1 MiB) */
   maxPayloadBytes?: number;
@@ -44,6 +45,10 @@ export interface QueueOptions {
   hungTimeoutMs?: number;
   /** Apply migrations when opening. (Default: true) */
   migrate?: boolean;
+  /** PostgreSQL: an application's own `pg.Pool` to work through (agentq never closes it); no URL needed. */
+  pool?: Pool;
+  /** PostgreSQL: the schema agentq's tables live in. (Default: the URL's `?schema=`, then `agentq`) */
+  schema?: string;
 }
 
 export interface ListOptions {
@@ -125,7 +130,7 @@ export class Queue {
 
   constructor(store: Store, options: QueueOptions = {}) {
     this.store = store;
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? (store.engine === 'sqlite' ? systemClock : { now: () => store.now() });
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_LIMIT;
     this.hungTimeoutMs = options.hungTimeoutMs ?? 300_000;
     this.#defaultMaxAttempts = options.defaultMaxAttempts ?? 3;
@@ -135,7 +140,7 @@ export class Queue {
 
   /** Opens (and migrates) the database a connection string names. */
   static async open(url?: string, options: QueueOptions = {}): Promise<Queue> {
-    const store = await openStore(url, { clock: options.clock });
+    const store = await openStore(url, { clock: options.clock, pool: options.pool, schema: options.schema });
     if (options.migrate !== false) await store.migrate();
     return new Queue(store, options);
   }

@@ -128,6 +128,27 @@ describe('agentq schedules', { concurrency: true }, () => {
     assert.match(results[3].stdout, /File format:/);
   });
 
+  it('three agentq scheduler processes on one database submit one job per firing', async () => {
+    const db = freshDb();
+    const tasks = file(db, 'race.yaml', `schedules:\n  - name: race\n    interval: 1 second\n    agent: nobody\n`);
+    await agentqJson(db, ['schedules', 'apply', tasks]);
+    const schedulers = [0, 1, 2].map(() => start(db, ['scheduler', '--poll-interval', '200ms']));
+    await Promise.all(schedulers.map((s) => s.output(/scheduler running/, 'the scheduler banner')));
+    await waitFor(async () => (await agentqJson(db, ['schedules', 'show', 'race'])).executions.length >= 4, {
+      timeoutMs: 15_000,
+      intervalMs: 200,
+      what: 'four firings',
+    });
+    for (const s of schedulers) s.child.kill('SIGTERM');
+    const exits = await Promise.all(schedulers.map((s) => s.exited));
+    exits.forEach((e) => assert.equal(e.code, 0, e.stderr));
+    const { executions } = await agentqJson(db, ['schedules', 'show', 'race', '--limit', '1000']);
+    const due = executions.map((j: any) => j.key.replace(/^schedule:[^:]+:/, ''));
+    assert.equal(new Set(due).size, due.length, 'no firing submitted twice');
+    const fired = exits.reduce((n, e) => n + (e.stdout.match(/race fired/g)?.length ?? 0), 0);
+    assert.equal(fired, executions.length, 'each firing reported by exactly one scheduler');
+  });
+
   it('agentq scheduler fires due schedules and stops on SIGTERM; serve --schedules runs them too', async () => {
     const db = freshDb();
     const tasks = file(db, 'fast.yaml', `schedules:\n  - name: tick\n    interval: 1 second\n    agent: echo\n    payload: {n: 1}\n`);
