@@ -41,6 +41,7 @@ import type {
   CancelResult,
   ClaimParams,
   CleanupParams,
+  FiringResult,
   InsertedJob,
   JobFilter,
   JobState,
@@ -49,6 +50,10 @@ import type {
   NewLog,
   Outcome,
   RescueResult,
+  ScheduleChanges,
+  ScheduleFiring,
+  ScheduleRecord,
+  ScheduleStore,
   StatsRow,
   Store,
   WorkerInfo,
@@ -56,6 +61,7 @@ import type {
 } from '../store.ts';
 import { ChangeListener } from './listener.ts';
 import { migrations } from './migrations.ts';
+import { PostgresSchedules } from './schedules.ts';
 
 export interface PostgresStoreOptions {
   /** Overrides the database's clock entirely (tests move a ManualClock). */
@@ -154,7 +160,7 @@ function checkNewJob(job: NewJob): void {
 type Queryable = pg.Pool | pg.PoolClient;
 type Row = Record<string, any>;
 
-export class PostgresStore implements Store {
+export class PostgresStore implements Store, ScheduleStore {
   readonly engine = 'postgres' as const;
   /** The schema agentq's tables live in. */
   readonly schema: string;
@@ -176,6 +182,7 @@ export class PostgresStore implements Store {
   #cappedAt = -Infinity;
   #closed = false;
   readonly #sql = new Map<string, string>();
+  readonly #schedules: PostgresSchedules;
 
   constructor(url: string | undefined, options: PostgresStoreOptions = {}) {
     const fromUrl = url ? parsePostgresUrl(url) : { connectionString: undefined, schema: undefined };
@@ -211,6 +218,18 @@ export class PostgresStore implements Store {
       migrations: `${s}.agentq_migrations`,
     };
     this.#channel = `agentq.${this.schema}`;
+    this.#schedules = new PostgresSchedules({
+      table: (name) => `${s}.${name}`,
+      q: (text, values, on) => this.#q(text, values, on),
+      one: (text, values) => this.#one(text, values),
+      tx: (fn) => this.#tx(fn),
+      now: () => this.now(),
+      insertJob: async (c, job, now) => {
+        checkNewJob(job);
+        return (await this.#insertPlain(c, [job], now))[0];
+      },
+      notify: (c) => this.#notify(c),
+    });
   }
 
   /** Checks the server can be reached and measures the offset to its clock. */
@@ -1289,6 +1308,32 @@ export class PostgresStore implements Store {
       out[r.name] = Number(r.max_concurrency);
     }
     return out;
+  }
+
+  // ---- schedules (see schedules.ts) -------------------------------------------------------------
+
+  getSchedule(idOrName: string): Promise<ScheduleRecord | null> {
+    return this.#schedules.get(idOrName);
+  }
+
+  listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#schedules.list();
+  }
+
+  saveSchedules(changes: ScheduleChanges): Promise<void> {
+    return this.#schedules.save(changes);
+  }
+
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.#schedules.due(now, limit);
+  }
+
+  nextScheduleRunAt(): Promise<number | null> {
+    return this.#schedules.nextRunAt();
+  }
+
+  fireSchedule(firing: ScheduleFiring): Promise<FiringResult> {
+    return this.#schedules.fire(firing);
   }
 
   // ---- change notifications -------------------------------------------------------------------

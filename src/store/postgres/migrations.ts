@@ -14,6 +14,8 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
+import { schedulesMigrationSql } from './schedules.ts';
+
 export interface Migration {
   version: number;
   name: string;
@@ -105,5 +107,10 @@ CREATE TABLE ${s}.agents (
   updated_at bigint NOT NULL
 );
 `,
+  },
+  {
+    version: 2,
+    name: 'schedules',
+    sql: schedulesMigrationSql,
   },
 ];
