@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Firing } from './schedules.ts';
-import { scheduleStore, toSchedule, type Schedule } from './schedules.ts';
+import { toSchedule, type Schedule } from './schedules.ts';
 
 export interface SchedulerOptions {
   /** The longest sleep between looks. (Default: 5000 ms) */
@@ -118,7 +118,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (!this.#running) return;
     let delay = this.pollIntervalMs;
     try {
-      const next = await scheduleStore(this.queue.store).nextScheduleRunAt();
+      const next = await this.queue.store.nextScheduleRunAt();
       if (next != null) delay = Math.min(delay, Math.max(0, next - this.queue.clock.now()));
     } catch (error) {
       this.#emitError(error);
@@ -132,7 +132,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const all: Firing[] = [];
     for (;;) {
       const now = this.queue.clock.now();
-      const due = await scheduleStore(this.queue.store).dueSchedules(now, this.batchSize);
+      const due = await this.queue.store.dueSchedules(now, this.batchSize);
       for (const schedule of due) {
         let firing: Firing;
         try {

@@ -8,10 +8,10 @@
  * the write fail as a whole, and it is computed again from a fresh read.
  */
 import { monotonicFactory } from 'ulidx';
-import { AgentqError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Job, JobStatus } from '../job.ts';
 import type { JobPage, ListOptions, Queue } from '../queue.ts';
-import type { FiringResult, ScheduleDefinitionRecord, ScheduleRecord, ScheduleStore, Store } from '../store/store.ts';
+import type { FiringResult, ScheduleDefinitionRecord, ScheduleRecord, ScheduleStore } from '../store/store.ts';
 import {
   canonicalJson,
   changedFields,
@@ -127,15 +127,6 @@ export function firingKey(scheduleId: string, firedAt: number): string {
   return `schedule:${scheduleId}:${new Date(firedAt).toISOString()}`;
 }
 
-/** The store's schedule methods; an engine without them refuses schedules with a clear error. */
-export function scheduleStore(store: Store): ScheduleStore {
-  const s = store as Store & Partial<ScheduleStore>;
-  if (typeof s.fireSchedule !== 'function') {
-    throw new AgentqError('unsupported', 501, `schedules are not available on the ${store.engine} engine in this build`);
-  }
-  return s as ScheduleStore;
-}
-
 export class Schedules {
   readonly queue: Queue;
 
@@ -144,7 +135,7 @@ export class Schedules {
   }
 
   get #store(): ScheduleStore {
-    return scheduleStore(this.queue.store);
+    return this.queue.store;
   }
 
   #now(): number {

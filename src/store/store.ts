@@ -202,7 +202,7 @@ export type FiringResult =
   /** Another scheduler took this firing, or the schedule changed or went since it was read. */
   | { outcome: 'lost' };
 
-/** Schedule storage: part of every engine that supports schedules. */
+/** Schedule storage (the schedules.ts of each engine): part of every engine. */
 export interface ScheduleStore {
   /** A schedule by id, or else by name. */
   getSchedule(idOrName: string): Promise<ScheduleRecord | null>;
@@ -218,7 +218,7 @@ export interface ScheduleStore {
   fireSchedule(firing: ScheduleFiring): Promise<FiringResult>;
 }
 
-export interface Store {
+export interface Store extends ScheduleStore {
   readonly engine: 'sqlite' | 'postgres';
 
   /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */
