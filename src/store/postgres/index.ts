@@ -87,6 +87,16 @@ const SOON_NOTIFY_MS = 20;
 /** A cached list of capped agents is trusted this long; see claimJobs. */
 const CAPS_CACHE_MS = 1000;
 
+/**
+ * A CTE that lets the statement's transaction commit without waiting for its
+ * WAL to reach disk. Used only where losing the change in a server crash is
+ * harmless: a claim that vanishes leaves its job pending (it runs again, as
+ * delivery is at-least-once anyway), a lost heartbeat is renewed by the next.
+ * WAL is written in order, so any later durable commit makes these durable too.
+ * Reference it (`EXISTS (SELECT 1 FROM async)`) so it runs.
+ */
+const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))`;
+
 /** SQLSTATE classes and codes worth trying again: connection loss, server shutting down, deadlock, serialization. */
 const TRANSIENT_CODES = new Set(['57P01', '57P02', '57P03', '40P01', '40001', '53300']);
 function isTransient(error: unknown): boolean {
@@ -120,6 +130,9 @@ function statementName(text: string): string {
   }
   return name;
 }
+
+/** Connections that already carry an 'error' listener (see #checkout). */
+const checkedOut = new WeakSet<pg.PoolClient>();
 
 /** Splits `?schema=` off a connection string. */
 export function parsePostgresUrl(url: string): { connectionString: string; schema: string | undefined } {
@@ -235,7 +248,8 @@ export class PostgresStore implements Store, ScheduleStore {
   /** Checks the server can be reached and measures the offset to its clock. */
   connect(): Promise<void> {
     this.#connected ??= (async () => {
-      await this.#retrying(() => this.#syncClock());
+      // A server that is starting (or restarting) gets a few seconds; a wrong address fails fast.
+      await this.#retrying(() => this.#syncClock(), Math.min(this.#retryForMs, 3000));
       if (!this.#clock) {
         this.#syncTimer = setInterval(() => void this.#syncClock().catch(() => {}), CLOCK_SYNC_MS);
         this.#syncTimer.unref();
@@ -275,8 +289,8 @@ export class PostgresStore implements Store, ScheduleStore {
   // ---- plumbing -----------------------------------------------------------------------------
 
   /** Runs `op` again while the server cannot be reached (or on deadlock), up to the retry budget. */
-  async #retrying<T>(op: (attempt: number) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.#retryForMs;
+  async #retrying<T>(op: (attempt: number) => Promise<T>, budgetMs = this.#retryForMs): Promise<T> {
+    const deadline = Date.now() + budgetMs;
     let delay = 25;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -287,6 +301,21 @@ export class PostgresStore implements Store, ScheduleStore {
         delay = Math.min(delay * 2, 1000);
       }
     }
+  }
+
+  /**
+   * A connection of our own for a transaction. A connection the server drops
+   * between two statements reports it as an 'error' event: heard here (the
+   * next statement fails and the whole operation is retried), never left to
+   * crash the process.
+   */
+  async #checkout(): Promise<pg.PoolClient> {
+    const client = await this.#pool.connect();
+    if (!checkedOut.has(client)) {
+      checkedOut.add(client);
+      client.on('error', () => {});
+    }
+    return client;
   }
 
   /** One statement (its own transaction), prepared once per connection. */
@@ -303,7 +332,7 @@ export class PostgresStore implements Store, ScheduleStore {
   /** Runs `fn` in a transaction on one connection: all of it or none of it. */
   #tx<T>(fn: (c: pg.PoolClient, attempt: number) => Promise<T>): Promise<T> {
     return this.#retrying(async (attempt) => {
-      const client = await this.#pool.connect();
+      const client = await this.#checkout();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
@@ -366,7 +395,7 @@ export class PostgresStore implements Store, ScheduleStore {
     await this.connect();
     const latest = migrations.at(-1)!.version;
     return this.#retrying(async () => {
-      const client = await this.#pool.connect();
+      const client = await this.#checkout();
       let broken: Error | undefined;
       let locked = false;
       try {
@@ -691,7 +720,7 @@ export class PostgresStore implements Store, ScheduleStore {
   #claimSql(typed: boolean): string {
     return this.#text(
       `claim:${typed}`,
-      () => `WITH pick AS MATERIALIZED (
+      () => `WITH ${ASYNC_COMMIT}, pick AS MATERIALIZED (
         SELECT c.id FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
         CROSS JOIN LATERAL (
           SELECT j.id, j.priority, j.run_at FROM ${this.#t.jobs} j
@@ -707,7 +736,7 @@ export class PostgresStore implements Store, ScheduleStore {
       )
       UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
         heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
-      FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')})
+      FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
       RETURNING j.*`,
     );
   }
@@ -746,7 +775,7 @@ export class PostgresStore implements Store, ScheduleStore {
         );
         return { rows, now };
       }
-      const c = await this.#pool.connect();
+      const c = await this.#checkout();
       let broken: Error | undefined;
       try {
         await c.query('BEGIN');
@@ -804,9 +833,11 @@ export class PostgresStore implements Store, ScheduleStore {
     const rows = await this.#one<{ id: string }>(
       this.#text(
         'heartbeat',
-        () => `UPDATE ${this.#t.jobs} j SET heartbeat_at = $1, lease_expires_at = $2
+        () => `WITH ${ASYNC_COMMIT}
+        UPDATE ${this.#t.jobs} j SET heartbeat_at = $1, lease_expires_at = $2
         FROM unnest($3::text[], $4::text[], $5::int[]) AS v(id, worker_id, attempt)
         WHERE j.id = v.id AND j.status = 'running' AND j.worker_id = v.worker_id AND j.attempts = v.attempt
+          AND EXISTS (SELECT 1 FROM async)
         RETURNING j.id`,
       ),
       [now, now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.workerId), leases.map((l) => l.attempt)],

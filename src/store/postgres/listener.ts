@@ -59,7 +59,7 @@ export class ChangeListener {
 
   async #connect(): Promise<void> {
     if (this.#stopped) return;
-    const client = new pg.Client({ ...this.#options.config, keepAlive: true });
+    const client = new pg.Client({ ...this.#options.config, keepAlive: true, application_name: 'agentq-listen' });
     this.#client = client;
     let lost = false;
     const onLost = () => {
