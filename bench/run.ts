@@ -287,4 +287,9 @@ try {
 } finally {
   rmSync(root, { recursive: true, force: true });
 }
+// The PostgreSQL figures (bench/postgres.ts, also runnable alone); `--sqlite` leaves them out.
+if (!process.argv.includes('--sqlite')) {
+  const { benchPostgres } = await import('./postgres.ts');
+  await benchPostgres({ quick, record, say });
+}
 if (asJson) console.log(JSON.stringify(results, null, 2));
