@@ -107,12 +107,18 @@ export class JobTimeoutError extends Error {
   }
 }
 
-/** The reason a handler's signal fires when its job was cancelled. */
+/**
+ * The reason a handler's signal fires when its job was cancelled. `force` is
+ * true after `kill --force`: stop at once, with no grace period (command
+ * agents send SIGKILL straight away).
+ */
 export class JobCancelledError extends Error {
   readonly code = 'cancelled';
-  constructor() {
-    super('job was cancelled');
+  readonly force: boolean;
+  constructor(options: { force?: boolean } = {}) {
+    super(options.force ? 'job was killed (force)' : 'job was cancelled');
     this.name = 'JobCancelledError';
+    this.force = options.force === true;
   }
 }
 

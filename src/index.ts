@@ -2,6 +2,23 @@
 export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
 export { Worker, type WorkerOptions, type Handler, type Handlers, type JobContext, type WorkerEvents } from './worker.ts';
 export {
+  AgentsFileError,
+  CommandFailedError,
+  CommandOutputError,
+  CommandTimeoutError,
+  allCommandsSettled,
+  applyAgentCaps,
+  commandHandler,
+  commandHandlers,
+  killAllCommands,
+  loadAgentsFile,
+  parseAgentsFile,
+  validateAgent,
+  type CommandAgent,
+  type ResultMode,
+  type StdinMode,
+} from './agents/command.ts';
+export {
   STATUSES,
   FINISHED_STATUSES,
   STATUS_ALIASES,

@@ -103,7 +103,8 @@ export interface CleanupResult {
 /** What happens inside the queue object, for workers in the same process. */
 interface LocalEvents {
   submitted: [agents: Set<string>];
-  cancelled: [ids: string[]];
+  /** `force`: the cancel was a `kill --force` (no grace period for subprocesses). */
+  cancelled: [ids: string[], options?: { force?: boolean }];
 }
 
 const DEFAULT_PAYLOAD_LIMIT = 1024 * 1024;
@@ -391,10 +392,14 @@ export class Queue {
    * Cancels a job: a blocked or pending one at once, a running one by firing its
    * handler's signal. Dependents are cancelled too. Cancelling a cancelled job
    * returns it unchanged; a completed or failed one is a ConflictError.
+   * `force` asks for a hard stop: it is stored in the error (`force: true`)
+   * and the handler's abort reason carries it, so a subprocess gets SIGKILL
+   * without a grace period.
    */
-  async cancel(idOrPrefix: string, options: { reason?: string; descendants?: boolean } = {}): Promise<Job> {
+  async cancel(idOrPrefix: string, options: { reason?: string; descendants?: boolean; force?: boolean } = {}): Promise<Job> {
     const id = await this.resolveId(idOrPrefix);
-    const error = JSON.stringify({ message: options.reason ?? 'cancelled by request', code: 'cancelled' });
+    const force = options.force === true;
+    const error = JSON.stringify({ message: options.reason ?? 'cancelled by request', code: 'cancelled', ...(force ? { force } : {}) });
     const result = await this.store.cancelJob(id, error, { descendants: options.descendants === true });
     if (!result) throw new NotFoundError('job', id);
     if (result.cascaded.length > 0) this.local.emit('cancelled', result.cascaded);
@@ -404,7 +409,7 @@ export class Queue {
         status: result.job.status,
       });
     }
-    this.local.emit('cancelled', [id]);
+    this.local.emit('cancelled', [id], { force });
     return result.job;
   }
 

@@ -19,7 +19,7 @@ import {
 import { backoffDelay, LOG_LEVELS, type Job, type Json, type LogLevel } from './job.ts';
 import type { Queue } from './queue.ts';
 import type { SubmitInput } from './schema.ts';
-import { encodeJson } from './schema.ts';
+import { encodeJson, isJsonValue } from './schema.ts';
 import type { Lease, Outcome } from './store/store.ts';
 
 export interface JobContext {
@@ -108,6 +108,11 @@ export function errorToJson(error: unknown): Record<string, Json> {
     const out: Record<string, Json> = { message: error.message, name: error.name };
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string') out.code = code;
+    // Plain-JSON details (a command agent's exit code, signal and stderr tail) are kept.
+    const details = (error as { details?: unknown }).details;
+    if (details !== null && typeof details === 'object' && !Array.isArray(details) && isJsonValue(details)) {
+      out.details = details as Json;
+    }
     if (error.stack) out.stack = error.stack.split('\n').slice(0, 12).join('\n');
     return out;
   }
@@ -228,10 +233,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (agents.has('*') || this.agents.some((a) => agents.has(a))) this.#wake();
   };
 
-  #onCancelled = (ids: string[]) => {
+  #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
     for (const r of this.#running.values()) {
-      if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError());
+      if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError({ force: options?.force }));
     }
   };
 
@@ -489,11 +494,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (lost.length === 0) return;
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
+    const forced = await this.#forcedCancels(lost.filter((r) => states.get(r.job.id)?.status === 'cancelled'));
     for (const r of lost) {
       if (this.#running.get(leaseKey(r.lease)) !== r || r.abort.signal.aborted) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
-      r.abort.abort(cancelled ? new JobCancelledError() : new LeaseLostError());
+      r.abort.abort(cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
+  }
+
+  /** Of these cancelled jobs, the ids cancelled with `force` (`kill --force`), read from their stored error. */
+  async #forcedCancels(cancelled: readonly Running[]): Promise<Set<string>> {
+    const forced = new Set<string>();
+    for (const r of cancelled) {
+      const job = await this.queue.store.getJob(r.job.id).catch(() => null);
+      const error = job?.error as { force?: unknown } | null | undefined;
+      if (error && typeof error === 'object' && error.force === true) forced.add(r.job.id);
+    }
+    return forced;
   }
 
   async #rescue(): Promise<void> {

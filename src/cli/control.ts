@@ -78,7 +78,7 @@ function registerKill(program: Command, ctx: Context): void {
     .command('kill')
     .description('stop a running job now: cancels it and fires its handler\'s abort signal')
     .argument('<id>', 'job id, or an unambiguous prefix of one')
-    .option('--force', 'ask for a hard stop (recorded in the reason; subprocess agents will honour it)')
+    .option('--force', 'stop at once: command agents get SIGKILL without the grace period (recorded in the error)')
     .option('--reason <text>', 'why, recorded as the job\'s error')
     .option('--json', 'print the killed job as JSON');
   setup(cmd, ['agentq kill 01JF3K9Z', 'agentq kill 01JF3K9Z --force --reason "runaway loop"']);
@@ -96,7 +96,7 @@ function registerKill(program: Command, ctx: Context): void {
           });
         }
         const reason = `${opts.reason ?? 'killed by request'}${opts.force ? ' (force)' : ''}`;
-        const job = await queue.cancel(before.id, { reason });
+        const job = await queue.cancel(before.id, { reason, force: opts.force === true });
         printChanged(ctx, job, opts.force ? 'force-killed' : 'killed', opts.json);
         return 0;
       });

@@ -7,24 +7,27 @@ import type { Worker } from '../worker.ts';
 import { action, databaseLocation, dbFlag, setup, withQueue, type Context, type DbOptions } from './context.ts';
 import { line } from './io.ts';
 import { parseInteger } from './parse.ts';
-import { runWorker } from './worker.ts';
+import { describeWorkers, loadAgentsFileOption, runWorker } from './worker.ts';
 import { withScheduler } from './schedules.ts';
 
 export interface ServeOptions extends DbOptions {
   handlers?: string;
+  /** A YAML agents file of command agents. */
+  agents?: string;
   concurrency?: number;
   /** A YAML schedules file to apply at start. */
   schedules?: string;
 }
 
-function banner(ctx: Context, opts: ServeOptions, worker: Worker): void {
+function banner(ctx: Context, opts: ServeOptions, workers: readonly Worker[]): void {
   const p = ctx.out;
   const db = dbFlag(opts);
+  const worker = describeWorkers(workers);
   const lines = [
     `${p('bold', 'agentq')} is running`,
     '',
     `  ${p('dim', 'database')}     ${databaseLocation(ctx, opts)}`,
-    `  ${p('dim', 'agents')}       ${worker.agents.join(', ')}`,
+    `  ${p('dim', 'agents')}       ${worker.agents}`,
     `  ${p('dim', 'concurrency')}  ${worker.concurrency}`,
     '',
     'Try it in another terminal:',
@@ -39,12 +42,16 @@ function banner(ctx: Context, opts: ServeOptions, worker: Worker): void {
 
 /** Runs the services until a signal stops them; returns the exit code. */
 export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
+  // A bad agents file stops everything before anything starts.
+  if (opts.agents) loadAgentsFileOption(ctx, opts.agents);
   return withQueue(
     ctx,
     opts,
     (queue) =>
       withScheduler(ctx, queue, { schedules: opts.schedules }, () =>
-        runWorker(ctx, queue, { handlers: opts.handlers, concurrency: opts.concurrency }, (worker) => banner(ctx, opts, worker)),
+        runWorker(ctx, queue, { handlers: opts.handlers, agentsFile: opts.agents, concurrency: opts.concurrency }, (workers) =>
+          banner(ctx, opts, workers),
+        ),
       ),
     { create: true },
   );
@@ -55,9 +62,10 @@ export function registerServe(program: Command, ctx: Context): void {
     .command('serve')
     .description('run agentq in one process: the scheduler, and a worker with the demo agents (echo, demo) and your --handlers')
     .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler}, served beside the demo agents')
+    .option('--agents <file>', 'a YAML agents file of command agents (format: agentq worker --help)')
     .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000))
     .option('--schedules <file>', 'apply this YAML schedules file at start (the scheduler always runs)');
-  setup(cmd, ['agentq serve', 'agentq serve --handlers ./agents.ts --db ./agentq.db', 'agentq serve --schedules tasks.yaml']);
+  setup(cmd, ['agentq serve', 'agentq serve --handlers ./agents.ts --db ./agentq.db', 'agentq serve --schedules tasks.yaml', 'agentq serve --agents examples/agents.yaml']);
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => serve(ctx, command.optsWithGlobals<ServeOptions>())),
   );

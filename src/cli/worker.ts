@@ -1,7 +1,9 @@
 /** `agentq worker`: runs jobs with handlers from a module (and the built-in demo agents). */
+import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
+import { AgentsFileError, allCommandsSettled, applyAgentCaps, commandHandlers, loadAgentsFile, type CommandAgent } from '../agents/command.ts';
 import { demoHandlers } from '../agents/demo.ts';
 import { JobCancelledError, LeaseLostError } from '../errors.ts';
 import type { Job } from '../job.ts';
@@ -16,6 +18,8 @@ import { printWorkers } from './status.ts';
 export interface RunWorkerOptions {
   /** A module whose exports map agent names to handlers. */
   handlers?: string;
+  /** A YAML agents file of command agents. */
+  agentsFile?: string;
   agents?: string[];
   types?: string[];
   concurrency?: number;
@@ -60,6 +64,49 @@ export async function loadHandlers(ctx: Context, modulePath: string): Promise<Ha
   return handlers;
 }
 
+/** Loads an agents file for `--agents`; a bad file is a usage error (exit 2) naming the agent and field. */
+export function loadAgentsFileOption(ctx: Context, file: string): CommandAgent[] {
+  try {
+    return loadAgentsFile(isAbsolute(file) ? file : resolve(ctx.io.cwd ?? process.cwd(), file));
+  } catch (error) {
+    if (error instanceof AgentsFileError) {
+      throw usageError(`--agents ${file}: ${error.message}`, 'fix the agents file; its format is in: agentq worker --help');
+    }
+    throw error;
+  }
+}
+
+/**
+ * The workers of one process: agents that set `concurrency` in the agents
+ * file get a worker of their own with that many slots; every other agent
+ * shares one worker with --concurrency slots.
+ */
+function planWorkers(
+  handlers: Handlers,
+  agents: readonly string[],
+  commandAgents: readonly CommandAgent[],
+): Array<{ handlers: Handlers; agents: string[]; concurrency?: number }> {
+  const own = new Map(commandAgents.filter((a) => a.concurrency !== null).map((a) => [a.name, a.concurrency!]));
+  const shared = agents.filter((a) => !own.has(a));
+  const plans: Array<{ handlers: Handlers; agents: string[]; concurrency?: number }> = [];
+  if (shared.length > 0) plans.push({ handlers: Object.fromEntries(shared.map((a) => [a, handlers[a]])), agents: shared });
+  for (const agent of agents) {
+    if (own.has(agent)) plans.push({ handlers: { [agent]: handlers[agent] }, agents: [agent], concurrency: own.get(agent) });
+  }
+  return plans;
+}
+
+/** `echo, demo (10 slots); summarize (2 slots)` */
+export function describeWorkers(workers: readonly Worker[]): { agents: string; concurrency: string } {
+  return {
+    agents: workers.flatMap((w) => w.agents).join(', '),
+    concurrency:
+      workers.length === 1
+        ? String(workers[0].concurrency)
+        : `${workers.reduce((n, w) => n + w.concurrency, 0)} in all: ${workers.map((w) => `${w.agents.join(', ')} ${w.concurrency}`).join('; ')}`,
+  };
+}
+
 function time(): string {
   const d = new Date();
   const two = (n: number) => String(n).padStart(2, '0');
@@ -100,28 +147,40 @@ export async function runWorker(
   ctx: Context,
   queue: Queue,
   options: RunWorkerOptions,
-  onStarted?: (worker: Worker) => void,
+  onStarted?: (workers: readonly Worker[]) => void,
 ): Promise<number> {
-  const handlers: Handlers = { ...demoHandlers, ...(options.handlers ? await loadHandlers(ctx, options.handlers) : {}) };
+  const moduleHandlers = options.handlers ? await loadHandlers(ctx, options.handlers) : {};
+  const commandAgents = options.agentsFile ? loadAgentsFileOption(ctx, options.agentsFile) : [];
+  const twice = commandAgents.filter((a) => moduleHandlers[a.name]);
+  if (twice.length > 0) {
+    throw usageError(`agent ${twice[0].name} is in both --handlers ${options.handlers} and --agents ${options.agentsFile}`, 'give each agent one definition');
+  }
+  const handlers: Handlers = { ...demoHandlers, ...moduleHandlers, ...commandHandlers(commandAgents) };
   const agents = options.agents?.length ? options.agents : Object.keys(handlers);
   const missing = agents.filter((a) => !handlers[a]);
   if (missing.length > 0) {
     throw usageError(
       `--agent: no handler for agent ${missing.join(', ')}`,
-      `available: ${Object.keys(handlers).join(', ')}; add yours with --handlers MODULE`,
+      `available: ${Object.keys(handlers).join(', ')}; add yours with --handlers MODULE or --agents FILE`,
     );
   }
-  const worker = new Worker(queue, {
-    handlers,
-    agents,
-    types: options.types,
-    concurrency: options.concurrency,
-    pollIntervalMs: options.pollInterval,
-    leaseMs: options.lease,
-    shutdownGraceMs: options.grace,
-    name: options.name,
-  });
-  narrate(ctx, worker);
+  const served = commandAgents.filter((a) => agents.includes(a.name));
+  await applyAgentCaps(queue, served);
+  const plans = planWorkers(handlers, agents, served);
+  const workers = plans.map(
+    (plan) =>
+      new Worker(queue, {
+        handlers: plan.handlers,
+        agents: plan.agents,
+        types: options.types,
+        concurrency: plan.concurrency ?? options.concurrency,
+        pollIntervalMs: options.pollInterval,
+        leaseMs: options.lease,
+        shutdownGraceMs: options.grace,
+        name: plans.length > 1 && plan.concurrency !== undefined ? `${options.name ?? `${hostname()}:${process.pid}`}/${plan.agents[0]}` : options.name,
+      }),
+  );
+  for (const worker of workers) narrate(ctx, worker);
 
   let stopRequested: (signal: NodeJS.Signals) => void = () => {};
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopRequested = resolve));
@@ -137,24 +196,30 @@ export async function runWorker(
       (ctx.io.exit ?? process.exit)(1);
     }) ?? (() => {});
   try {
-    await worker.start();
-    onStarted?.(worker);
+    for (const worker of workers) await worker.start();
+    onStarted?.(workers);
     const signal = await stopSignal;
-    const running = worker.running.length;
+    const running = workers.reduce((n, w) => n + w.running.length, 0);
     const grace = formatDuration(options.grace ?? 10_000);
     line(
       ctx.io.stderr,
       `agentq: ${signal} received — stopping${running ? `: waiting up to ${grace} for ${running} running job${running === 1 ? '' : 's'}, then handing back the rest` : ''} (press Ctrl+C again to exit now)`,
     );
-    await worker.stop();
+    await Promise.all(workers.map((w) => w.stop()));
+    // Aborted command agents get their kill grace to end; wait until their processes are gone.
+    await allCommandsSettled();
     line(ctx.io.stderr, 'agentq: worker stopped');
     return 0;
   } finally {
     off();
+    // Started workers that did not stop (start failed part-way): stop them now.
+    await Promise.all(workers.map((w) => w.stop()));
   }
 }
 
-interface WorkerCliOptions extends DbOptions, RunWorkerOptions {
+interface WorkerCliOptions extends DbOptions, Omit<RunWorkerOptions, 'agents'> {
+  /** --agents FILE */
+  agents?: string;
   agent?: string[];
   type?: string[];
   status?: boolean;
@@ -168,7 +233,8 @@ export function registerWorker(program: Command, ctx: Context): void {
     .option('-a, --agent <name...>', 'serve only these agents (default: every agent of the handlers, plus echo and demo)', collect)
     .option('-t, --type <type...>', 'serve only these job types', collect)
     .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler} (default export or named exports)')
-    .option('-c, --concurrency <n>', 'jobs run at once (default: 10)', parseInteger(1, 10_000))
+    .option('--agents <file>', 'a YAML agents file: command agents (any command-line program) — see below')
+    .option('-c, --concurrency <n>', 'jobs run at once (default: 10; agents with their own concurrency: in the agents file get their own slots)', parseInteger(1, 10_000))
     .option('--poll-interval <duration>', 'how often to look for work when nothing woke it (default: 1s)', parseDuration)
     .option('--lease <duration>', 'how long a job is held without a heartbeat (default: 30s)', parseDuration)
     .option('--grace <duration>', 'on stop, how long running jobs may take to finish (default: 10s)', parseDuration)
@@ -179,8 +245,10 @@ export function registerWorker(program: Command, ctx: Context): void {
     'agentq worker                                   # the demo agents: echo and demo',
     'agentq worker --handlers ./agents.ts --concurrency 4',
     'agentq worker --agent researcher --handlers ./agents.js --lease 2m',
+    'agentq worker --agents examples/agents.yaml',
     'agentq worker --status',
   ]);
+  cmd.addHelpText('after', AGENTS_FILE_HELP);
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<WorkerCliOptions>();
@@ -191,13 +259,34 @@ export function registerWorker(program: Command, ctx: Context): void {
           else printWorkers(ctx, workers, opts);
           return 0;
         }
-        return runWorker(ctx, queue, { ...opts, agents: opts.agent, types: opts.type }, (worker) => {
+        return runWorker(ctx, queue, { ...opts, agentsFile: opts.agents, agents: opts.agent, types: opts.type }, (workers) => {
+          const { agents, concurrency } = describeWorkers(workers);
           line(
             ctx.io.stderr,
-            `agentq: worker ${worker.name} serving ${worker.agents.join(', ')} (concurrency ${worker.concurrency}) on ${databaseLocation(ctx, opts)}`,
+            `agentq: worker ${workers[0].name} serving ${agents} (concurrency ${concurrency}) on ${databaseLocation(ctx, opts)}`,
           );
         });
       }, { create: !opts.status });
     }),
   );
 }
+
+export const AGENTS_FILE_HELP = `
+Agents file (--agents FILE): each agent is a command; the job's data is passed in safely.
+  agents:
+    research:
+      command: [llm, --prompt, "{instructions}"]   # one list element = one argument, never a shell
+      stdin: none        # none | json (the job as JSON) | instructions
+      cwd: .             # relative to the file (default: the file's folder)
+      env: { TOPIC: "{payload.topic}" }
+      shell: false       # true: command is a sh script; job data as "$1"... or $AGENTQ_*
+      timeout: 10m       # then the process tree is ended
+      killGrace: 5s      # SIGTERM, then SIGKILL after this (kill --force: SIGKILL at once)
+      concurrency: 2     # slots of its own in this worker
+      maxConcurrency: 4  # global cap across all workers
+      maxAttempts: 3     # cap on attempts
+      result: auto       # auto (JSON if stdout is JSON, else text) | text | json | none
+  Placeholders: {instructions} {payload} {payload.a.b} {payload.x?} {metadata.x} {job.id} {job.attempt} ...
+  Output lines go to the job log (stdout info, stderr warn); special lines:
+    ::progress 40 fetching sources    ::result {"answer": 42}    ::log warn message
+`;
