@@ -227,7 +227,7 @@ agents:
 agents:
   slow:
     command: [sh, ${JSON.stringify(join(FIXTURES, 'tree.sh'))}, '{payload.pids}', stubborn]
-    timeout: 300ms
+    timeout: 1s
     killGrace: 200ms
     maxAttempts: 1
 `);
@@ -249,7 +249,7 @@ agents:
     killGrace: 200ms
 `);
     const pidfile = join(dir, 'pids');
-    const job = await queue.submit({ agent: 'slow', payload: { pids: pidfile }, timeoutMs: 400, maxAttempts: 1 });
+    const job = await queue.submit({ agent: 'slow', payload: { pids: pidfile }, timeoutMs: 1000, maxAttempts: 1 });
     const pids = await treePids(pidfile);
     const done = await finished(queue, job.id);
     assert.deepEqual([done.status, done.error!.code], ['failed', 'timeout']);

@@ -213,6 +213,8 @@ async function runInner(options: RunProcessOptions): Promise<ProcessExit> {
     stdio: [options.stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
 
+  // Later 'error' events (none are expected: signals go through process.kill) must not crash the worker.
+  child.on('error', () => {});
   const spawned = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
     child.once('spawn', () => resolve(null));
     child.once('error', (error) => resolve(error as NodeJS.ErrnoException));

@@ -172,6 +172,19 @@ agents:
     assert.equal((await worker.exited).code, 0);
   });
 
+  it('serve --agents runs command agents beside the demo agents', async () => {
+    const db = freshDb();
+    const file = agentsFile(db, `agents:\n  shout:\n    shell: true\n    command: ['printf "%s!" "$1" | tr a-z A-Z', '{instructions}']\n`);
+    const server = start(db, ['serve', '--agents', file]);
+    await server.output(/is running/, 'the serve banner');
+    assert.match(server.stdout(), /agents\s+echo, demo, shout/);
+    const r = await agentq(db, ['submit', '-a', 'shout', '--instructions', "it's $(late)", '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).result, "IT'S $(LATE)!");
+    server.child.kill('SIGTERM');
+    assert.equal((await server.exited).code, 0);
+  });
+
   it('refuses a bad agents file with exit 2, naming the agent and the field, and runs nothing', async () => {
     const db = freshDb();
     const file = agentsFile(db, 'agents:\n  good:\n    command: [echo, hi]\n  research:\n    command: [llm, "{instructions}"]\n    timeout: later\n');
