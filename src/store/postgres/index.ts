@@ -752,8 +752,28 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#capped;
   }
 
+  /**
+   * SKIP LOCKED passes over a due job whose row another statement holds for
+   * a moment (a heartbeat or a fenced write of a worker that just lost it).
+   * A claim that found nothing therefore looks once more when due jobs exist.
+   */
   async claimJobs(p: ClaimParams): Promise<Job[]> {
-    if (p.limit <= 0 || p.agents.length === 0) return [];
+    const { jobs, capsFull } = await this.#claimOnce(p);
+    if (jobs.length > 0 || capsFull || p.limit <= 0 || p.agents.length === 0) return jobs;
+    const typed = p.types != null && p.types.length > 0;
+    const [due] = await this.#one<{ due: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${this.#t.jobs} WHERE status = 'pending' AND agent = ANY($1::text[])
+         AND run_at <= $2${typed ? ' AND type = ANY($3::text[])' : ''}) AS due`,
+      typed ? [p.agents, this.now(), p.types] : [p.agents, this.now()],
+    );
+    if (!due?.due) return jobs;
+    await sleep(2);
+    return (await this.#claimOnce(p)).jobs;
+  }
+
+  /** One claim; `capsFull` when every agent asked for is at its cap. */
+  async #claimOnce(p: ClaimParams): Promise<{ jobs: Job[]; capsFull: boolean }> {
+    if (p.limit <= 0 || p.agents.length === 0) return { jobs: [], capsFull: false };
     const agents = [...new Set(p.agents)];
     const typed = p.types != null && p.types.length > 0;
     const rows = await this.#retrying(async () => {
@@ -773,7 +793,7 @@ export class PostgresStore implements Store, ScheduleStore {
             agents.map(() => false),
           ),
         );
-        return { rows, now };
+        return { rows, now, capsFull: false };
       }
       const c = await this.#checkout();
       let broken: Error | undefined;
@@ -810,7 +830,7 @@ export class PostgresStore implements Store, ScheduleStore {
             )
           : [];
         await c.query('COMMIT');
-        return { rows, now };
+        return { rows, now, capsFull: rooms.every((r) => r === 0) };
       } catch (error) {
         if (isBroken(error)) broken = error as Error;
         else await c.query('ROLLBACK').catch((e: Error) => (broken = e));
@@ -824,7 +844,7 @@ export class PostgresStore implements Store, ScheduleStore {
       (a, b) =>
         Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || (a.id < b.id ? -1 : 1),
     );
-    return list.map((r) => rowToJob(r, rows.now));
+    return { jobs: list.map((r) => rowToJob(r, rows.now)), capsFull: rows.capsFull };
   }
 
   async heartbeat(leases: readonly Lease[], leaseMs: number): Promise<Set<string>> {
@@ -848,7 +868,7 @@ export class PostgresStore implements Store, ScheduleStore {
   // ---- outcomes -------------------------------------------------------------------------------
 
   /** The fenced UPDATE for one kind of outcome, over arrays of leases. */
-  #finishSql(kind: Outcome['kind']): string {
+  #finishSql(kind: Outcome['kind'], alone = false): string {
     const set = {
       complete: `status = 'completed', result = v.value, error = NULL, progress = 100, finished_at = $1, updated_at = $1,
         lease_expires_at = NULL`,
@@ -870,26 +890,64 @@ export class PostgresStore implements Store, ScheduleStore {
       wait: 'suspend',
     } as const;
     return this.#text(
-      `finish:${kind}`,
+      `finish:${kind}:${alone}`,
       () => `UPDATE ${this.#t.jobs} j SET ${set}
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[]) AS v(id, worker_id, attempt, value, run_at)
       WHERE j.id = v.id AND j.status IN (${fromStatesSql(transition[kind])}) AND j.worker_id = v.worker_id
-        AND j.attempts = v.attempt
+        AND j.attempts = v.attempt${alone ? ' AND NOT j.has_dependents AND j.parent_id IS NULL' : ''}
       RETURNING j.id, j.has_dependents, j.parent_id`,
     );
   }
 
+  #finishValues(list: readonly Outcome[], now: number): unknown[] {
+    return [
+      now,
+      list.map((o) => o.lease.id),
+      list.map((o) => o.lease.workerId),
+      list.map((o) => o.lease.attempt),
+      list.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null)),
+      list.map((o) => (o.kind === 'retry' ? o.runAt : null)),
+    ];
+  }
+
+  /**
+   * Outcomes are recorded in two steps. First, for jobs that nothing else
+   * hangs on (no dependents, no parent) completions, failures and retries
+   * are one statement per kind — one round trip, the common case. A dependent
+   * inserted meanwhile flags its dependency under the row lock this UPDATE
+   * also takes, so the flag is re-checked on the latest row and such a job
+   * falls through to the second step: one transaction that records the rest
+   * and does what follows from them (unblocking dependents, cancelling them,
+   * resuming waiting parents).
+   */
   async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
     if (outcomes.length === 0) return [];
+    const took = new Set<string>();
+    const quick = new Map<Outcome['kind'], Outcome[]>();
+    for (const o of outcomes) {
+      if (o.kind !== 'complete' && o.kind !== 'fail' && o.kind !== 'retry') continue;
+      const list = quick.get(o.kind) ?? [];
+      list.push(o);
+      quick.set(o.kind, list);
+    }
+    for (const [kind, list] of quick) {
+      const rows = await this.#one<{ id: string }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
+      for (const r of rows) took.add(`${kind}:${r.id}`);
+    }
     const kinds = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
+      if (took.has(`${o.kind}:${o.lease.id}`) || o.kind === 'retry') continue;
       const list = kinds.get(o.kind) ?? [];
       list.push(o);
       kinds.set(o.kind, list);
     }
-    const { took, woke } = await this.#tx(async (c) => {
+    if (kinds.size === 0) {
+      this.#notifySoon();
+      return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
+    }
+    const { woke, tookHere } = await this.#tx(async (c) => {
       const now = this.now();
-      const took = new Set<string>();
+      const tookHere: string[] = [];
       let wake = false;
       for (const [kind, list] of kinds) {
         if (kind === 'wait') {
@@ -903,17 +961,10 @@ export class PostgresStore implements Store, ScheduleStore {
         }
         const rows = await this.#q<{ id: string; has_dependents: boolean; parent_id: string | null }>(
           this.#finishSql(kind),
-          [
-            now,
-            list.map((o) => o.lease.id),
-            list.map((o) => o.lease.workerId),
-            list.map((o) => o.lease.attempt),
-            list.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null)),
-            list.map((o) => (o.kind === 'retry' ? o.runAt : null)),
-          ],
+          this.#finishValues(list, now),
           c,
         );
-        for (const r of rows) took.add(`${kind}:${r.id}`);
+        for (const r of rows) tookHere.push(`${kind}:${r.id}`);
         if (rows.length === 0) continue;
         if (kind === 'release') wake = true;
         if (kind === 'wait') {
@@ -934,8 +985,9 @@ export class PostgresStore implements Store, ScheduleStore {
         }
       }
       if (wake) await this.#notify(c);
-      return { took, woke: wake };
+      return { woke: wake, tookHere };
     });
+    for (const key of tookHere) took.add(key);
     if (!woke) this.#notifySoon();
     return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
   }
