@@ -145,6 +145,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
   #flushScheduled = false;
   #claiming = false;
+  /** Attempts whose handler has returned and whose outcome is being written: their slot is free. */
+  #settling = 0;
   #claimAgain = false;
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   #timers: NodeJS.Timeout[] = [];
@@ -273,7 +275,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#claimAgain = true;
       return;
     }
-    const free = this.concurrency - this.#running.size;
+    const free = this.concurrency - this.#running.size + this.#settling;
     if (free <= 0) return;
     this.#claiming = true;
     let jobs: Job[] = [];
@@ -360,7 +362,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#emit('job:dropped', job, error!);
       return;
     }
-    const took = await this.#record(outcome, job, error);
+    // The handler is done: its slot takes the next job while the outcome is written
+    // (the job stays running, and counted against caps, until that write commits).
+    this.#settling++;
+    this.#wake();
+    let took: boolean;
+    try {
+      took = await this.#record(outcome, job, error);
+    } finally {
+      this.#settling--;
+    }
     if (!took) {
       this.#emit('job:dropped', job, new LeaseLostError());
       return;
