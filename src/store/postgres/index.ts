@@ -17,8 +17,8 @@
  * - Wake-ups travel by LISTEN/NOTIFY on a channel named after the schema (see
  *   listener.ts). New work, cancels and hand-backs notify in the transaction
  *   that made them; completions, progress and logs notify at most every
- *   20 ms per process, after they committed, so a busy worker does not wake
- *   every other worker for each job it finishes.
+ *   20 ms per process, after they committed, and listeners hear those at most
+ *   every 100 ms, so busy workers do not wake each other for each batch.
  * - Lost connections (a server restart) are retried for a while with backoff;
  *   the pool opens new connections by itself.
  */
@@ -84,6 +84,13 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const CLOCK_SYNC_MS = 60_000;
 /** Completions and progress notify at most this often per store. */
 const SOON_NOTIFY_MS = 20;
+/**
+ * The payload of notifications about activity (completions, progress, logs,
+ * claims), as opposed to new work, cancels and cap changes (empty payload):
+ * listeners hear activity coalesced, at most every ACTIVITY_COALESCE_MS.
+ */
+const ACTIVITY = 'activity';
+const ACTIVITY_COALESCE_MS = 100;
 /** A cached list of capped agents is trusted this long; see claimJobs. */
 const CAPS_CACHE_MS = 1000;
 
@@ -191,6 +198,7 @@ export class PostgresStore implements Store, ScheduleStore {
   #syncTimer: NodeJS.Timeout | undefined;
   #connected: Promise<void> | undefined;
   #soonTimer: NodeJS.Timeout | undefined;
+  #activityTimer: NodeJS.Timeout | undefined;
   #capped = new Set<string>();
   #cappedAt = -Infinity;
   #closed = false;
@@ -370,7 +378,7 @@ export class PostgresStore implements Store, ScheduleStore {
     this.#soonTimer = setTimeout(() => {
       this.#soonTimer = undefined;
       if (this.#closed) return;
-      this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, '']).catch(() => {});
+      this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, ACTIVITY]).catch(() => {});
     }, SOON_NOTIFY_MS);
   }
 
@@ -443,6 +451,7 @@ export class PostgresStore implements Store, ScheduleStore {
     this.#closed = true;
     clearInterval(this.#syncTimer);
     clearTimeout(this.#soonTimer);
+    clearTimeout(this.#activityTimer);
     this.#listeners.clear();
     await this.#listener?.stop();
     this.#listener = undefined;
@@ -768,6 +777,7 @@ export class PostgresStore implements Store, ScheduleStore {
     );
     if (!due?.due) return jobs;
     await sleep(2);
+    if (this.#closed) return jobs;
     return (await this.#claimOnce(p)).jobs;
   }
 
@@ -1435,6 +1445,15 @@ export class PostgresStore implements Store, ScheduleStore {
         channel: `"${this.#channel}"`,
         onSignal: (payload) => {
           if (payload === 'caps') this.#cappedAt = -Infinity;
+          if (payload === ACTIVITY) {
+            // Completions and progress elsewhere: told at most every 100 ms, so busy
+            // workers in other processes do not wake each other for every batch.
+            this.#activityTimer ??= setTimeout(() => {
+              this.#activityTimer = undefined;
+              for (const l of this.#listeners) l();
+            }, ACTIVITY_COALESCE_MS);
+            return;
+          }
           for (const l of this.#listeners) l();
         },
       });
