@@ -52,6 +52,34 @@ forEachEngine((engine) => {
       await worker.stop();
     });
 
+    it('retries a job that others depend on or that has a parent, and then runs its dependents', async () => {
+      const { queue } = await freshQueue(engine);
+      const tries = new Map<string, number>();
+      const [first, second] = await queue.submitGraph([
+        { ref: 'first', agent: 'w', payload: 'first', backoff: { delayMs: 0, jitter: false } },
+        { ref: 'second', agent: 'w', payload: 'second', dependsOn: ['first'] },
+      ]);
+      const parent = await queue.submit({ agent: 'w', payload: 'parent' });
+      const child = await queue.submit({ agent: 'w', payload: 'child', parentId: parent.id, backoff: { delayMs: 0, jitter: false } });
+      // Long leases: a retry that was not recorded would leave the job running past the wait below.
+      const worker = await startWorker(
+        queue,
+        {
+          w: (job) => {
+            const n = (tries.get(job.payload as string) ?? 0) + 1;
+            tries.set(job.payload as string, n);
+            if ((job.payload === 'first' || job.payload === 'child') && n === 1) throw new Error('flaky once');
+            return n;
+          },
+        },
+        { leaseMs: 120_000 },
+      );
+      for (const job of [first, second, child]) assert.equal((await finished(queue, job.id)).status, 'completed', job.payload as string);
+      assert.deepEqual([(await queue.get(first.id)).attempts, (await queue.get(child.id)).attempts], [2, 2]);
+      assert.equal((await queue.get(second.id)).result, 1);
+      await worker.stop();
+    });
+
     it('runs a job with 50 dependencies exactly once when they complete at the same moment on different workers', async () => {
       const { queue, url } = await freshQueue(engine);
       const gate = deferred();

@@ -946,7 +946,7 @@ export class PostgresStore implements Store, ScheduleStore {
     }
     const kinds = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
-      if (took.has(`${o.kind}:${o.lease.id}`) || o.kind === 'retry') continue;
+      if (took.has(`${o.kind}:${o.lease.id}`)) continue;
       const list = kinds.get(o.kind) ?? [];
       list.push(o);
       kinds.set(o.kind, list);
