@@ -45,12 +45,15 @@ let ownServer: Promise<PostgresServer> | undefined;
 export async function postgresBaseUrl(): Promise<string> {
   const shared = process.env.AGENTQ_TEST_POSTGRES_URL;
   if (shared) return shared;
-  if (!ownServer) {
-    ownServer = import('./postgres-server.ts').then((m) => m.startPostgres());
-    after(async () => (await ownServer!).stop());
-  }
+  ownServer ??= import('./postgres-server.ts').then((m) => m.startPostgres());
   return (await ownServer).url;
 }
+
+// A file run on its own stops its server when the whole file is done (a hook
+// registered inside a test would run when that test ends).
+after(async () => {
+  if (ownServer) await (await ownServer).stop();
+});
 
 /** A new schema name, unique across processes. */
 export function freshSchema(): string {
