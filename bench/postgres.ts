@@ -15,6 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Queue, Worker } from '../src/index.ts';
+import { benchEvents } from './events.ts';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres-server.ts';
 
 export interface PostgresBenchOptions {
@@ -186,6 +187,9 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
       await worker.stop();
       await queue.close();
     }
+
+    // ---- events to another process
+    await benchEvents({ label: 'postgres', url: fresh(), n: (count) => (quick ? Math.max(100, Math.round(count / 10)) : count), record });
 
     // ---- claim time with a large history
     const claimTime = async (history: number): Promise<number> => {

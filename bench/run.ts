@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from '../src/index.ts';
+import { benchEvents } from './events.ts';
 
 const quick = process.argv.includes('--quick');
 const asJson = process.argv.includes('--json');
@@ -278,6 +279,7 @@ try {
   record('sqlite: worker process RSS, --max-semi-space-size=1', smallRss / 1024 / 1024, 'MB', 1);
   await latencyInProcess();
   await latencyCrossProcess();
+  await benchEvents({ label: 'sqlite', url: freshDb(), n, record });
   const empty = await claimTime(0);
   record('sqlite: claim time, empty table, p50', empty * 1000, 'µs');
   const history = quick ? 100_000 : 1_000_000;

@@ -31,6 +31,7 @@ import {
 } from './schema.ts';
 import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
 import { Schedules } from './schedules/schedules.ts';
+import { Events } from './events.ts';
 
 export interface QueueOptions {
   /** The clock for leases, run-at and backoff. (Default: the store's — the database server's on PostgreSQL) */
@@ -43,6 +44,8 @@ export interface QueueOptions {
   defaultBackoff?: Partial<BackoffOptions>;
   /** A running job is hung when its last heartbeat is older than this. (Default: 5 minutes) */
   hungTimeoutMs?: number;
+  /** Events older than this are deleted by the workers. (Default: 7 days) */
+  eventRetentionMs?: number;
   /** Apply migrations when opening. (Default: true) */
   migrate?: boolean;
   /** PostgreSQL: an application's own `pg.Pool` to work through (agentq never closes it); no URL needed. */
@@ -123,6 +126,7 @@ export class Queue {
   readonly store: Store;
   readonly clock: Clock;
   readonly maxPayloadBytes: number;
+  readonly eventRetentionMs: number;
   readonly hungTimeoutMs: number;
   readonly #defaultMaxAttempts: number;
   readonly #defaultBackoff: BackoffOptions;
@@ -133,6 +137,7 @@ export class Queue {
     this.store = store;
     this.clock = options.clock ?? (store.engine === 'sqlite' ? systemClock : { now: () => store.now() });
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_LIMIT;
+    this.eventRetentionMs = options.eventRetentionMs ?? 7 * 86_400_000;
     this.hungTimeoutMs = options.hungTimeoutMs ?? 300_000;
     this.#defaultMaxAttempts = options.defaultMaxAttempts ?? 3;
     this.#defaultBackoff = { ...DEFAULT_BACKOFF, ...options.defaultBackoff };
@@ -149,6 +154,12 @@ export class Queue {
   async close(): Promise<void> {
     this.local.removeAllListeners();
     await this.store.close();
+  }
+
+  #events: Events | undefined;
+  /** The event bus: every job change, and what applications publish. */
+  get events(): Events {
+    return (this.#events ??= new Events(this.store, { maxPayloadBytes: this.maxPayloadBytes }));
   }
 
   #schedules: Schedules | undefined;

@@ -21,6 +21,7 @@ import type { Queue } from './queue.ts';
 import type { SubmitInput } from './schema.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
 import type { Lease, Outcome } from './store/store.ts';
+import type { AgentqEvent, PublishInput } from './events.ts';
 
 export interface JobContext {
   readonly job: Job;
@@ -34,6 +35,8 @@ export interface JobContext {
   log(level: LogLevel, message: string, data?: Json): Promise<void>;
   /** Submits a child job: its parentId is this job. */
   spawn(child: Omit<SubmitInput, 'parentId'>): Promise<Job>;
+  /** Publishes an event from this job (source: its agent; to everyone unless `target` names an agent). */
+  publish(event: Omit<PublishInput, 'jobId' | 'owner'>): Promise<AgentqEvent>;
   /** This job's children (as spawned), oldest first, with their status and result. */
   children(): Promise<Job[]>;
   /**
@@ -153,6 +156,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #nextRunTimer: NodeJS.Timeout | undefined;
   #unsubscribe: Array<() => void> = [];
   #lastLeaseCheck = 0;
+  #lastRetention = 0;
   #stopping: Promise<void> | undefined;
 
   constructor(queue: Queue, options: WorkerOptions) {
@@ -441,6 +445,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       },
       spawn: (child) => this.queue.submit({ owner: job.owner, ...child, parentId: job.id }),
       children: () => this.queue.store.listChildren(job.id),
+      publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
       waitForChildren: () => Promise.reject(new WaitForChildren()),
     };
   }
@@ -528,6 +533,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       const { requeued } = await this.queue.store.rescueExpired();
       if (requeued.length > 0) this.#wake();
+      // Event retention rides along, at most once a minute.
+      const now = Date.now();
+      if (now - this.#lastRetention >= 60_000) {
+        this.#lastRetention = now;
+        await this.queue.events.cleanup({ olderThanMs: this.queue.eventRetentionMs });
+      }
     } catch (error) {
       this.#emit('error', error);
     }

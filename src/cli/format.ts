@@ -139,3 +139,9 @@ export function indent(text: string, by = '  '): string {
     .map((l) => by + l)
     .join('\n');
 }
+
+/** Cuts a line to a width. Colour codes make exact cutting fiddly: only plain lines are cut. */
+export function truncateVisible(text: string, width: number): string {
+  if (text.length <= width || /\x1b\[/.test(text)) return text;
+  return text.slice(0, Math.max(0, width - 1)) + '…';
+}

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { createContext, dbOption, reportError } from './context.ts';
 import { registerControl } from './control.ts';
+import { registerEvents, registerMonitor } from './events.ts';
 import { registerInfo } from './info.ts';
 import type { Io } from './io.ts';
 import { registerJobs } from './jobs.ts';
@@ -76,6 +77,8 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerServe(program, ctx);
   registerSchedules(program, ctx);
   registerScheduler(program, ctx);
+  registerEvents(program, ctx);
+  registerMonitor(program, ctx);
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

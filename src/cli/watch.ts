@@ -3,7 +3,7 @@ import { NotFoundError, WaitTimeoutError } from '../errors.ts';
 import { isFinished, type Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Context } from './context.ts';
-import { compactJson, formatDuration, indent, progressBar, shortId, statusText } from './format.ts';
+import { compactJson, formatDuration, indent, progressBar, shortId, statusText, truncateVisible } from './format.ts';
 import { line, printJson, type Output } from './io.ts';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -92,12 +92,6 @@ export async function watchJob(ctx: Context, queue: Queue, id: string, options: 
     offSignal?.();
     clear();
   }
-}
-
-function truncateVisible(text: string, width: number): string {
-  // Colour codes make exact cutting fiddly; only cut plain text lines that are too long.
-  if (text.length <= width || /\x1b\[/.test(text)) return text;
-  return text.slice(0, Math.max(0, width - 1)) + '…';
 }
 
 /** Exit code for a finished job: 0 completed, 1 failed or cancelled. */

@@ -1,6 +1,6 @@
 /** Mapping between stored rows (snake_case, ms timestamps, JSON text) and Job objects. */
 import type { BackoffOptions, Job, JobError, JobLog, JobStatus, Json, LogLevel } from '../job.ts';
-import type { NewJob } from './store.ts';
+import type { NewJob, StoredEvent } from './store.ts';
 
 export interface JobRow {
   id: string;
@@ -176,3 +176,27 @@ export const LEASE_EXPIRED_ERROR = JSON.stringify({
   message: 'the worker running this job stopped renewing its lease (crashed, killed or cut off)',
   code: 'lease_expired',
 });
+
+export interface EventRow {
+  id: number;
+  type: string;
+  source: string;
+  target: string | null;
+  job_id: string | null;
+  owner: string | null;
+  payload: string;
+  created_at: number;
+}
+
+export function rowToEvent(r: EventRow): StoredEvent {
+  return {
+    id: Number(r.id),
+    type: r.type,
+    source: r.source,
+    target: r.target,
+    jobId: r.job_id,
+    owner: r.owner,
+    payload: r.payload,
+    createdAt: Number(r.created_at),
+  };
+}

@@ -281,9 +281,73 @@ export interface Store extends ScheduleStore {
   setAgentConcurrency(agent: string, max: number | null): Promise<void>;
   agentConcurrency(): Promise<Record<string, number>>;
 
+  /** Stores published events (in one transaction) and returns them with their ids. */
+  appendEvents(events: readonly NewEvent[]): Promise<StoredEvent[]>;
+  /** Events after an id, oldest first. */
+  listEvents(filter: EventFilter): Promise<StoredEvent[]>;
+  /** The id of the newest event, or 0. */
+  lastEventId(): Promise<number>;
+  /** Deletes events older than a time; returns how many. */
+  deleteEvents(before: number): Promise<number>;
+
   /**
    * Calls `listener` soon after any process changed the store. A hint, not a
    * guarantee: callers also poll. Returns a function that stops listening.
    */
   onChange(listener: () => void): () => void;
+}
+
+/**
+ * Job events, written by the store in the same transaction as the change
+ * they describe. Their payload: jobId, agent, type, status, attempt,
+ * progress, progressMessage, error, parentId — the job as it is after the change.
+ */
+export const JOB_EVENT_TYPES = [
+  'job.created',
+  'job.started',
+  'job.progress',
+  'job.completed',
+  'job.failed',
+  'job.retrying',
+  'job.released',
+  'job.waiting',
+  'job.resumed',
+  'job.unblocked',
+  'job.cancelled',
+  'job.retried',
+] as const;
+export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
+
+export interface NewEvent {
+  type: string;
+  source: string;
+  /** The agent it is for; null is everyone. */
+  target: string | null;
+  jobId: string | null;
+  owner: string | null;
+  /** Encoded JSON. */
+  payload: string;
+}
+
+export interface StoredEvent {
+  id: number;
+  type: string;
+  source: string;
+  target: string | null;
+  jobId: string | null;
+  owner: string | null;
+  /** Encoded JSON. */
+  payload: string;
+  createdAt: number;
+}
+
+export interface EventFilter {
+  after: number;
+  limit: number;
+  /** SQL LIKE patterns on the type (a pre-filter: callers match exactly). */
+  typeLike?: readonly string[];
+  /** Only events for these agents and those for everyone. */
+  target?: string;
+  /** Only events of this owner's jobs and published events without an owner. */
+  owner?: string;
 }

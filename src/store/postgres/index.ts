@@ -22,6 +22,7 @@
  * - Lost connections (a server restart) are retried for a while with backoff;
  *   the pool opens new connections by itself.
  */
+import { PostgresEvents } from './events.ts';
 import pg from 'pg';
 import type { Clock } from '../../clock.ts';
 import { ConflictError, ValidationError } from '../../errors.ts';
@@ -38,6 +39,9 @@ import {
   type LogRow,
 } from '../rows.ts';
 import type {
+  EventFilter,
+  NewEvent,
+  StoredEvent,
   CancelResult,
   ClaimParams,
   CleanupParams,
@@ -251,7 +255,16 @@ export class PostgresStore implements Store, ScheduleStore {
       },
       notify: (c) => this.#notify(c),
     });
+    this.#events = new PostgresEvents({
+      table: `${s}.events`,
+      q: (text, values, on) => this.#q(text, values, on),
+      tx: (fn) => this.#tx(fn),
+      notify: (c) => this.#notify(c),
+      now: () => this.now(),
+    });
   }
+
+  readonly #events: PostgresEvents;
 
   /** Checks the server can be reached and measures the offset to its clock. */
   connect(): Promise<void> {
@@ -850,6 +863,8 @@ export class PostgresStore implements Store, ScheduleStore {
       }
     });
     const list = rows.rows;
+    // Their job.started events: tell subscribers soon (one notification for a burst of claims).
+    if (list.length > 0) this.#notifySoon();
     list.sort(
       (a, b) =>
         Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || (a.id < b.id ? -1 : 1),
@@ -1434,6 +1449,24 @@ export class PostgresStore implements Store, ScheduleStore {
   /** Whether the LISTEN connection is up (for health checks and tests). */
   get listening(): boolean {
     return this.#listener?.connected ?? false;
+  }
+
+  // ---- events (job events are written by triggers: see events.ts) ----------------------------
+
+  appendEvents(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+    return this.#events.append(events);
+  }
+
+  listEvents(filter: EventFilter): Promise<StoredEvent[]> {
+    return this.#events.list(filter);
+  }
+
+  lastEventId(): Promise<number> {
+    return this.#events.lastId();
+  }
+
+  deleteEvents(before: number): Promise<number> {
+    return this.#events.delete(before);
   }
 
   onChange(listener: () => void): () => void {

@@ -14,6 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
+import { eventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 
 export interface Migration {
@@ -114,5 +115,10 @@ CREATE TABLE ${s}.agents (
     version: 2,
     name: 'schedules',
     sql: schedulesMigrationSql,
+  },
+  {
+    version: 3,
+    name: 'events',
+    sql: eventsMigrationSql,
   },
 ];

@@ -22,6 +22,8 @@ import { fromStatesSql, TRANSITIONS, type Job, type JobLog, type JobStatus } fro
 import {
   dependencyError,
   parentCancelledError,
+  rowToEvent,
+  type EventRow,
   sameOwner,
   LEASE_EXPIRED_ERROR,
   newJobToJob,
@@ -31,6 +33,10 @@ import {
   type LogRow,
 } from '../rows.ts';
 import type {
+  EventFilter,
+  JobEventType,
+  NewEvent,
+  StoredEvent,
   CancelResult,
   ClaimParams,
   CleanupParams,
@@ -58,6 +64,23 @@ export interface SqliteStoreOptions {
 }
 
 const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
+
+/** Jobs per event INSERT. */
+const EVENT_CHUNK = 256;
+const jobEventSqlCache = new Map<number, string>();
+/** Events for jobs, each carrying the job as it is at commit. */
+function jobEventSql(count: number): string {
+  let sql = jobEventSqlCache.get(count);
+  if (!sql) {
+    sql = `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
+      SELECT ?1, 'agentq', agent, id, owner, json_object('jobId', id, 'agent', agent, 'type', type, 'status', status,
+        'attempt', attempts, 'progress', progress, 'progressMessage', progress_message, 'error', json(error),
+        'parentId', parent_id), ?2
+      FROM jobs WHERE id IN (${new Array(count).fill('?').join(', ')})`;
+    jobEventSqlCache.set(count, sql);
+  }
+  return sql;
+}
 
 /** Rows per multi-row INSERT: 22 columns × 45 rows stays under SQLite's 999-parameter floor. */
 const ROWS_PER_INSERT = 45;
@@ -156,17 +179,43 @@ export class SqliteStore implements Store {
     return Number(this.#stmt(sql).run(...params).changes);
   }
 
-  /** Runs `fn` in a write transaction: all of it or none of it. */
+  /** Runs `fn` in a write transaction: all of it or none of it, its job events included. */
   #tx<T>(fn: () => T): T {
     this.#stmt('BEGIN IMMEDIATE').run();
     try {
       const result = fn();
+      this.#writeEvents();
       this.#stmt('COMMIT').run();
       return result;
     } catch (error) {
+      this.#noted = [];
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  /** Job events noted in the open transaction, in order, runs of one type together. */
+  #noted: Array<{ type: JobEventType; ids: string[] }> = [];
+
+  /** Notes a job event, written (with the job as it is then) just before the transaction commits. */
+  #note(type: JobEventType, ids: string | readonly string[]): void {
+    const list = typeof ids === 'string' ? [ids] : ids;
+    if (list.length === 0) return;
+    const last = this.#noted.at(-1);
+    if (last?.type === type) last.ids.push(...list);
+    else this.#noted.push({ type, ids: [...list] });
+  }
+
+  #writeEvents(): void {
+    if (this.#noted.length === 0) return;
+    const now = this.now();
+    for (const { type, ids } of this.#noted) {
+      for (let i = 0; i < ids.length; i += EVENT_CHUNK) {
+        const chunk = ids.slice(i, i + EVENT_CHUNK);
+        this.#run(jobEventSql(chunk.length), type, now, ...chunk);
+      }
+    }
+    this.#noted = [];
   }
 
   async migrate(): Promise<number> {
@@ -205,8 +254,6 @@ export class SqliteStore implements Store {
   async insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]> {
     const now = this.now();
     const plain = jobs.every((j) => j.key == null && j.parentId == null && j.dependsOn.length === 0);
-    // One plain INSERT is atomic by itself: no transaction to open and close.
-    if (plain && jobs.length === 1) return [this.#insertOne(jobs[0], now)];
     // Jobs that need no look-ups go in many rows per statement: far fewer calls into SQLite.
     if (plain) return this.#tx(() => this.#insertPlain(jobs, now));
     return this.#tx(() =>
@@ -231,6 +278,7 @@ export class SqliteStore implements Store {
         out.push({ job: newJobToJob(job, 'pending', null, now), created: true });
       }
       this.#run(insertSql(chunk.length), ...params);
+      this.#note('job.created', chunk.map((j) => j.id));
     }
     return out;
   }
@@ -264,6 +312,7 @@ export class SqliteStore implements Store {
     for (const dep of new Set(job.dependsOn)) {
       this.#run('INSERT INTO job_deps (job_id, depends_on) VALUES (?, ?)', job.id, dep);
     }
+    this.#note('job.created', job.id);
     return { job: newJobToJob(job, status, error, now), created: true };
   }
 
@@ -363,7 +412,9 @@ export class SqliteStore implements Store {
       }
       if (!any) return [];
       params.push(p.limit);
-      return this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
+      const claimed = this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
+      this.#note('job.started', claimed.map((r) => r.id));
+      return claimed;
     });
     rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
     return rows.map((r) => rowToJob(r, now));
@@ -427,6 +478,7 @@ export class SqliteStore implements Store {
           attempt,
         );
         if (changed) {
+          this.#note('job.completed', id);
           this.#unblockDependents(id, now);
           this.#resumeParents([id], now);
         }
@@ -444,14 +496,16 @@ export class SqliteStore implements Store {
           attempt,
         );
         if (changed) {
+          this.#note('job.failed', id);
           this.#cancelDependents(id, 'failed', now);
           this.#resumeParents([id], now);
         }
         return changed > 0;
       }
       case 'retry':
-        return (
-          this.#run(
+        {
+          const changed =
+            this.#run(
             `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
                updated_at = ? WHERE id = ? AND ${FENCE}`,
             o.error,
@@ -460,37 +514,43 @@ export class SqliteStore implements Store {
             id,
             workerId,
             attempt,
-          ) > 0
-        );
-      case 'wait':
+          ) > 0;
+          if (changed) this.#note('job.retrying', id);
+          return changed;
+        }
+      case 'wait': {
         // Parked until its children finish: no lease, no slot, the attempt given back.
-        // With no unfinished child left it is due again at once.
-        return (
-          this.#run(
-            `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-                 AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
-               attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
-               run_at = ?, updated_at = ?
-             WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')})`,
-            now,
-            now,
-            id,
-            workerId,
-            attempt,
-          ) > 0
+        // With no unfinished child left it is due again at once (an event like a release's).
+        const parked = this.#get<{ status: JobStatus }>(
+          `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+               AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
+             attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
+             run_at = ?, updated_at = ?
+           WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`,
+          now,
+          now,
+          id,
+          workerId,
+          attempt,
         );
+        if (parked) this.#note(parked.status === 'waiting' ? 'job.waiting' : 'job.released', id);
+        return parked !== undefined;
+      }
       case 'release':
         // Handed back unspent: the attempt is given back, the job is due at once.
-        return (
-          this.#run(
+        {
+          const changed =
+            this.#run(
             `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
                started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`,
             now,
             id,
             workerId,
             attempt,
-          ) > 0
-        );
+          ) > 0;
+          if (changed) this.#note('job.released', id);
+          return changed;
+        }
     }
   }
 
@@ -498,7 +558,7 @@ export class SqliteStore implements Store {
   #unblockDependents(id: string, now: number): void {
     const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', id);
     for (const { job_id } of dependents) {
-      this.#run(
+      const changed = this.#run(
         `UPDATE jobs SET status = 'pending', updated_at = ?
          WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
            SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
@@ -507,6 +567,7 @@ export class SqliteStore implements Store {
         job_id,
         job_id,
       );
+      if (changed) this.#note('job.unblocked', job_id);
     }
   }
 
@@ -527,6 +588,7 @@ export class SqliteStore implements Store {
           job_id,
         );
         if (changed) {
+          this.#note('job.cancelled', job_id);
           cancelled.push(job_id);
           queue.push([job_id, 'cancelled']);
         }
@@ -551,6 +613,7 @@ export class SqliteStore implements Store {
         parent,
       ).map((r) => r.id);
       for (const child of children) {
+        this.#note('job.cancelled', child);
         cancelled.push(child, ...this.#cancelDependents(child, 'cancelled', now));
       }
       // Finished children may have unfinished children of their own.
@@ -562,30 +625,35 @@ export class SqliteStore implements Store {
   /** A waiting parent whose last unfinished child just finished is due again. */
   #resumeParents(childIds: readonly string[], now: number): void {
     for (const child of childIds) {
-      this.#run(
+      const resumed = this.#all<{ id: string }>(
         `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
          WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')})
            AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-             AND c.status IN ('blocked','pending','running','waiting'))`,
+             AND c.status IN ('blocked','pending','running','waiting'))
+         RETURNING id`,
         now,
         now,
         child,
       );
+      this.#note('job.resumed', resumed.map((r) => r.id));
     }
   }
 
   async setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean> {
-    return (
-      this.#run(
-        `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
-        progress,
-        message,
-        this.now(),
-        lease.id,
-        lease.workerId,
-        lease.attempt,
-      ) > 0
-    );
+    return this.#tx(() => {
+      const changed =
+        this.#run(
+          `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
+          progress,
+          message,
+          this.now(),
+          lease.id,
+          lease.workerId,
+          lease.attempt,
+        ) > 0;
+      if (changed) this.#note('job.progress', lease.id);
+      return changed;
+    });
   }
 
   async jobStates(ids: readonly string[]): Promise<JobState[]> {
@@ -611,6 +679,7 @@ export class SqliteStore implements Store {
         id,
       );
       if (changed) {
+        this.#note('job.cancelled', id);
         cascaded = this.#cancelDependents(id, 'cancelled', now);
         this.#resumeParents([id], now);
       }
@@ -650,6 +719,7 @@ export class SqliteStore implements Store {
         now,
         id,
       )!;
+      this.#note('job.retried', id);
       return rowToJob(row, now);
     });
   }
@@ -676,6 +746,8 @@ export class SqliteStore implements Store {
         now,
         now,
       ).map((r) => r.id);
+      this.#note('job.retrying', requeued);
+      this.#note('job.failed', failed);
       for (const id of failed) this.#cancelDependents(id, 'failed', now);
       this.#resumeParents(failed, now);
       return { requeued, failed };
@@ -871,6 +943,59 @@ export class SqliteStore implements Store {
   }
 
   // ---- change notifications ------------------------------------------------------------------
+
+  // ---- events -------------------------------------------------------------------------------
+
+  async appendEvents(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const now = this.now();
+    return this.#tx(() =>
+      events.map((e) =>
+        rowToEvent(
+          this.#get<EventRow>(
+            `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+            e.type,
+            e.source,
+            e.target,
+            e.jobId,
+            e.owner,
+            e.payload,
+            now,
+          )!,
+        ),
+      ),
+    );
+  }
+
+  async listEvents(f: EventFilter): Promise<StoredEvent[]> {
+    const where = ['id > ?'];
+    const params: SQLInputValue[] = [f.after];
+    if (f.typeLike?.length) {
+      where.push(`(${f.typeLike.map(() => `type LIKE ? ESCAPE '\\'`).join(' OR ')})`);
+      params.push(...f.typeLike);
+    }
+    if (f.target != null) {
+      where.push('(target IS NULL OR target = ?)');
+      params.push(f.target);
+    }
+    if (f.owner != null) {
+      where.push('(owner IS NULL OR owner = ?)');
+      params.push(f.owner);
+    }
+    params.push(f.limit);
+    return this.#all<EventRow>(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, ...params).map(
+      rowToEvent,
+    );
+  }
+
+  async lastEventId(): Promise<number> {
+    return Number(this.#get<{ id: number | null }>('SELECT max(id) AS id FROM events')?.id ?? 0);
+  }
+
+  async deleteEvents(before: number): Promise<number> {
+    return this.#tx(() => this.#run('DELETE FROM events WHERE created_at < ?', before));
+  }
 
   onChange(listener: () => void): () => void {
     if (this.path === ':memory:') return () => {};

@@ -120,4 +120,22 @@ CREATE TABLE schedules (
 CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1 AND next_run_at IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'events',
+    sql: `
+-- Every job change and every published event, in commit order: readers resume after the last id they saw.
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL,
+  target TEXT,
+  job_id TEXT,
+  owner TEXT,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX events_created ON events (created_at);
+`,
+  },
 ];

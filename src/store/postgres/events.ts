@@ -1,0 +1,192 @@
+/**
+ * Events on PostgreSQL.
+ *
+ * Job events are written by triggers on the jobs table, statement-level with
+ * transition tables: whatever statement changes jobs — a batched claim, a
+ * cascade of cancels — the events for every changed row are written by one
+ * INSERT in the same transaction. The event type follows from the row's old
+ * and new status, the same rules the SQLite engine applies where it changes
+ * a job.
+ *
+ * Ids come from an identity column, so they are handed out at insert, not at
+ * commit: a transaction that took id 5 may commit after one that took id 6.
+ * Readers therefore only see events of transactions older than every one
+ * still running (`tx < pg_snapshot_xmin(...)`): once an event is visible,
+ * no event with a smaller id can appear later, and a reader that resumes after
+ * the last id it saw misses nothing.
+ */
+import type pg from 'pg';
+import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export function eventsMigrationSql(s: string): string {
+  return `
+CREATE TABLE ${s}.events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  type text NOT NULL,
+  source text NOT NULL,
+  target text,
+  job_id text COLLATE "C",
+  owner text,
+  payload text NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX events_created ON ${s}.events (created_at);
+CREATE INDEX events_tx ON ${s}.events (tx);
+
+CREATE FUNCTION ${s}.job_event_payload(j ${s}.jobs) RETURNS text LANGUAGE sql STABLE AS $f$
+  SELECT json_build_object('jobId', j.id, 'agent', j.agent, 'type', j.type, 'status', j.status,
+    'attempt', j.attempts, 'progress', j.progress, 'progressMessage', j.progress_message,
+    'error', j.error::json, 'parentId', j.parent_id)::text
+$f$;
+
+CREATE FUNCTION ${s}.jobs_inserted_events() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+  SELECT 'job.created', 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.created_at
+  FROM new_jobs n ORDER BY n.id;
+  RETURN NULL;
+END
+$f$;
+
+CREATE FUNCTION ${s}.jobs_updated_events() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+  SELECT e.type, 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.updated_at
+  FROM new_jobs n JOIN old_jobs o ON o.id = n.id
+  CROSS JOIN LATERAL (SELECT CASE
+    WHEN n.status = o.status THEN
+      CASE WHEN n.status = 'running' AND n.attempts = o.attempts
+        AND (n.progress IS DISTINCT FROM o.progress OR n.progress_message IS DISTINCT FROM o.progress_message)
+      THEN 'job.progress' END
+    WHEN n.status = 'running' THEN 'job.started'
+    WHEN n.status = 'completed' THEN 'job.completed'
+    WHEN n.status = 'failed' THEN 'job.failed'
+    WHEN n.status = 'cancelled' THEN 'job.cancelled'
+    WHEN n.status = 'waiting' THEN 'job.waiting'
+    WHEN o.status = 'waiting' THEN 'job.resumed'
+    WHEN o.status = 'blocked' THEN 'job.unblocked'
+    WHEN o.status IN ('failed', 'cancelled') THEN 'job.retried'
+    WHEN o.status = 'running' AND n.attempts < o.attempts THEN 'job.released'
+    WHEN o.status = 'running' THEN 'job.retrying'
+  END AS type) e
+  WHERE e.type IS NOT NULL
+  ORDER BY n.id;
+  RETURN NULL;
+END
+$f$;
+
+CREATE TRIGGER jobs_inserted_events AFTER INSERT ON ${s}.jobs
+  REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_inserted_events();
+CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
+  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_updated_events();
+`;
+}
+
+interface EventRow {
+  id: string;
+  type: string;
+  source: string;
+  target: string | null;
+  job_id: string | null;
+  owner: string | null;
+  payload: string;
+  created_at: string;
+}
+
+function toStored(r: EventRow): StoredEvent {
+  return {
+    id: Number(r.id),
+    type: r.type,
+    source: r.source,
+    target: r.target,
+    jobId: r.job_id,
+    owner: r.owner,
+    payload: r.payload,
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** What the event SQL needs from the store. */
+export interface PostgresAccess {
+  table: string;
+  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
+  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
+  notify(c: Queryable): Promise<void>;
+  now(): number;
+}
+
+/** Where readers may look: events of transactions older than every running one. */
+const SETTLED = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
+
+export class PostgresEvents {
+  readonly #db: PostgresAccess;
+
+  constructor(db: PostgresAccess) {
+    this.#db = db;
+  }
+
+  async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const now = this.#db.now();
+    return this.#db.tx(async (c) => {
+      const out: StoredEvent[] = [];
+      for (const e of events) {
+        const [row] = await this.#db.q<EventRow & Record<string, unknown>>(
+          `INSERT INTO ${this.#db.table} (type, source, target, job_id, owner, payload, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, type, source, target, job_id, owner, payload, created_at`,
+          [e.type, e.source, e.target, e.jobId, e.owner, e.payload, now],
+          c,
+        );
+        out.push(toStored(row));
+      }
+      await this.#db.notify(c);
+      return out;
+    });
+  }
+
+  async list(f: EventFilter): Promise<StoredEvent[]> {
+    const where = ['id > $1', SETTLED];
+    const values: unknown[] = [f.after];
+    if (f.typeLike?.length) {
+      values.push(f.typeLike);
+      where.push(`type LIKE ANY ($${values.length}::text[])`);
+    }
+    if (f.target != null) {
+      values.push(f.target);
+      where.push(`(target IS NULL OR target = $${values.length})`);
+    }
+    if (f.owner != null) {
+      values.push(f.owner);
+      where.push(`(owner IS NULL OR owner = $${values.length})`);
+    }
+    values.push(f.limit);
+    const rows = await this.#db.q<EventRow & Record<string, unknown>>(
+      `SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#db.table}
+       WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.length}`,
+      values,
+    );
+    return rows.map(toStored);
+  }
+
+  /** The newest id a reader can start after without missing an event still being written. */
+  async lastId(): Promise<number> {
+    const [row] = await this.#db.q<{ id: string | null }>(
+      `SELECT coalesce(
+         (SELECT min(id) - 1 FROM ${this.#db.table} WHERE NOT (${SETTLED})),
+         (SELECT max(id) FROM ${this.#db.table}),
+         0) AS id`,
+    );
+    return Number(row.id ?? 0);
+  }
+
+  async delete(before: number): Promise<number> {
+    const rows = await this.#db.q<{ n: string }>(
+      `WITH d AS (DELETE FROM ${this.#db.table} WHERE created_at < $1 RETURNING 1) SELECT count(*) AS n FROM d`,
+      [before],
+    );
+    return Number(rows[0].n);
+  }
+}
