@@ -32,6 +32,7 @@ import {
 import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
 import { Schedules } from './schedules/schedules.ts';
 import { Events } from './events.ts';
+import { Users } from './users.ts';
 
 export interface QueueOptions {
   /** The clock for leases, run-at and backoff. (Default: the store's — the database server's on PostgreSQL) */
@@ -160,6 +161,12 @@ export class Queue {
   /** The event bus: every job change, and what applications publish. */
   get events(): Events {
     return (this.#events ??= new Events(this.store, { maxPayloadBytes: this.maxPayloadBytes }));
+  }
+
+  #users: Users | undefined;
+  /** Users and their API tokens (for the REST API). */
+  get users(): Users {
+    return (this.#users ??= new Users(this.store));
   }
 
   #schedules: Schedules | undefined;
@@ -324,6 +331,8 @@ export class Queue {
   async resolveId(idOrPrefix: string): Promise<string> {
     const text = String(idOrPrefix ?? '').trim();
     if (text === '') throw new ValidationError('id', 'must not be empty');
+    // No id holds a control character (and PostgreSQL text cannot hold NUL).
+    if (/[\u0000-\u001f]/.test(text)) throw new NotFoundError('job', JSON.stringify(text));
     if (await this.store.getJob(text)) return text;
     const upper = text.toUpperCase();
     const matches = await this.store.findJobIds(upper, 6);
@@ -374,9 +383,10 @@ export class Queue {
     return this.store.listLogs(id, options.after ?? 0, Math.min(options.limit ?? 1000, 10_000));
   }
 
-  async stats(): Promise<Stats> {
+  /** Counts per status and per agent: of every job, or of one owner's. */
+  async stats(options: { owner?: string } = {}): Promise<Stats> {
     const stats: Stats = { total: 0, byStatus: emptyCounts(), byAgent: {} };
-    for (const row of await this.store.stats()) {
+    for (const row of await this.store.stats(options.owner)) {
       const count = Number(row.count);
       stats.total += count;
       stats.byStatus[row.status] += count;

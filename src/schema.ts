@@ -57,6 +57,9 @@ const jsonObject = z.custom<{ [key: string]: Json }>(
   { message: 'must be a JSON object' },
 );
 
+/** Text any engine can store: PostgreSQL's text refuses the NUL character. */
+const text = (max: number) => z.string().max(max).regex(/^[^\u0000]*$/, 'must not contain NUL characters');
+
 const idRef = z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 const timestamp = z.union([
@@ -75,7 +78,7 @@ export const backoffSchema = z.strictObject({
 export const submitSchema = z.strictObject({
   agent: name,
   type: name.optional(),
-  instructions: z.string().max(10_000_000).optional(),
+  instructions: text(10_000_000).optional(),
   payload: jsonValue.optional(),
   metadata: jsonObject.optional(),
   tags: z.array(name).max(100, 'must have at most 100 tags').optional(),
@@ -86,7 +89,7 @@ export const submitSchema = z.strictObject({
   timeoutMs: z.number().int('must be an integer').positive('must be positive').max(2_147_483_647).nullable().optional(),
   runAt: timestamp.optional(),
   delayMs: z.number().int('must be an integer').nonnegative('must not be negative').optional(),
-  key: z.string().min(1, 'must not be empty').max(500).nullable().optional(),
+  key: text(500).min(1, 'must not be empty').nullable().optional(),
   parentId: idRef.nullable().optional(),
   dependsOn: z.array(idRef).max(1000).optional(),
   scheduleId: idRef.nullable().optional(),
@@ -104,7 +107,7 @@ export const refSchema = name;
 
 export const logSchema = z.strictObject({
   level: z.enum(LOG_LEVELS),
-  message: z.string().max(100_000),
+  message: text(100_000),
   data: jsonValue.optional(),
 });
 

@@ -177,7 +177,9 @@ export function describeError(ctx: Context, error: unknown): { message: string; 
     return { message: error.message.replace(field, flagFor(field)), hint: 'make it smaller, or store it elsewhere and pass a reference', exitCode: 2 };
   }
   if (error instanceof NotFoundError) {
-    return { message: error.message, hint: 'list jobs with: agentq jobs', exitCode: 1 };
+    const what = error.message.split(' ')[0];
+    const hint = what === 'user' ? 'list users with: agentq users list' : what === 'schedule' ? 'list schedules with: agentq schedules' : 'list jobs with: agentq jobs';
+    return { message: error.message, hint, exitCode: 1 };
   }
   if (error instanceof ConflictError) {
     const id = typeof error.details?.id === 'string' ? error.details.id : undefined;

@@ -18,6 +18,7 @@ import { registerScheduler, registerSchedules } from './schedules.ts';
 import { registerStatus } from './status.ts';
 import { registerSubmit } from './submit.ts';
 import { registerTree } from './tree.ts';
+import { registerUsers } from './users.ts';
 import { registerWorker } from './worker.ts';
 
 export type { Io, Output } from './io.ts';
@@ -79,6 +80,7 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerScheduler(program, ctx);
   registerEvents(program, ctx);
   registerMonitor(program, ctx);
+  registerUsers(program, ctx);
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

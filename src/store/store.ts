@@ -218,7 +218,41 @@ export interface ScheduleStore {
   fireSchedule(firing: ScheduleFiring): Promise<FiringResult>;
 }
 
-export interface Store extends ScheduleStore {
+export type UserRole = 'admin' | 'user';
+
+export interface UserRecord {
+  name: string;
+  role: UserRole;
+  createdAt: number;
+  /** Tokens not revoked. */
+  tokens: number;
+}
+
+export interface TokenRecord {
+  id: string;
+  user: string;
+  /** The SHA-256 of the token, hex: the token itself is never stored. */
+  hash: string;
+  createdAt: number;
+}
+
+/** Users and their API tokens: part of every engine. */
+export interface UserStore {
+  /** Creates a user; a taken name is a ConflictError. */
+  createUser(name: string, role: UserRole): Promise<UserRecord>;
+  getUser(name: string): Promise<UserRecord | null>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Removes a user and every token of theirs; false when there was none. */
+  removeUser(name: string): Promise<boolean>;
+  /** Stores a token (hashed) for an existing user; false when the user does not exist. */
+  addToken(token: TokenRecord): Promise<boolean>;
+  /** The user a token hash belongs to, unless revoked. */
+  findToken(hash: string): Promise<{ tokenId: string; user: string; role: UserRole } | null>;
+  /** Revokes a user's tokens (all, or one by id); returns how many. */
+  revokeTokens(user: string, tokenId?: string): Promise<number>;
+}
+
+export interface Store extends ScheduleStore, UserStore {
   readonly engine: 'sqlite' | 'postgres';
 
   /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */
@@ -267,7 +301,8 @@ export interface Store extends ScheduleStore {
   appendLogs(logs: readonly NewLog[]): Promise<void>;
   listLogs(jobId: string, after: number, limit: number): Promise<JobLog[]>;
 
-  stats(): Promise<StatsRow[]>;
+  /** Counts per status and agent: of every job, or of one owner's. */
+  stats(owner?: string): Promise<StatsRow[]>;
   /** Deletes (or with dryRun, lists) finished jobs and their logs. Returns their ids. */
   cleanup(params: CleanupParams): Promise<string[]>;
 

@@ -175,7 +175,7 @@ agents:
   it('serve --agents runs command agents beside the demo agents', async () => {
     const db = freshDb();
     const file = agentsFile(db, `agents:\n  shout:\n    shell: true\n    command: ['printf "%s!" "$1" | tr a-z A-Z', '{instructions}']\n`);
-    const server = start(db, ['serve', '--agents', file]);
+    const server = start(db, ['serve', '--port', '0', '--agents', file]);
     await server.output(/is running/, 'the serve banner');
     assert.match(server.stdout(), /agents\s+echo, demo, shout/);
     const r = await agentq(db, ['submit', '-a', 'shout', '--instructions', "it's $(late)", '--wait', '--json']);

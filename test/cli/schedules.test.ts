@@ -162,7 +162,7 @@ describe('agentq schedules', { concurrency: true }, () => {
     assert.ok(shown.executions.length >= 1);
     assert.ok(shown.executions.every((j: any) => j.status === 'pending'), 'no worker ran them');
 
-    const serve = start(db, ['serve', '--schedules', tasks]);
+    const serve = start(db, ['serve', '--port', '0', '--schedules', tasks]);
     await serve.output(/agentq is running/, 'the serve banner');
     const ran = await waitFor(
       async () => (await agentqJson(db, ['schedules', 'show', 'tick'])).executions.find((j: any) => j.status === 'completed'),

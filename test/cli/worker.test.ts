@@ -147,7 +147,7 @@ describe('agentq worker, serve, logs -f, submit --wait', { concurrency: true }, 
 
   it('serve prints a banner with the database and an example, runs demo jobs, and stops on SIGINT', async () => {
     const db = freshDb();
-    const server = start(db, ['serve']);
+    const server = start(db, ['serve', '--port', '0']);
     await server.output(/Press Ctrl\+C to stop/, 'the banner');
     const banner = server.stdout();
     assert.ok(banner.includes(db), 'names the database');

@@ -23,6 +23,7 @@
  *   the pool opens new connections by itself.
  */
 import { PostgresEvents } from './events.ts';
+import { PostgresUsers } from './users.ts';
 import pg from 'pg';
 import type { Clock } from '../../clock.ts';
 import { ConflictError, ValidationError } from '../../errors.ts';
@@ -40,6 +41,9 @@ import {
 } from '../rows.ts';
 import type {
   EventFilter,
+  TokenRecord,
+  UserRecord,
+  UserRole,
   NewEvent,
   StoredEvent,
   CancelResult,
@@ -255,6 +259,12 @@ export class PostgresStore implements Store, ScheduleStore {
       },
       notify: (c) => this.#notify(c),
     });
+    this.#users = new PostgresUsers({
+      table: (name) => `${s}.${name}`,
+      q: (text, values, on) => this.#q(text, values, on),
+      tx: (fn) => this.#tx(fn),
+      now: () => this.now(),
+    });
     this.#events = new PostgresEvents({
       table: `${s}.events`,
       q: (text, values, on) => this.#q(text, values, on),
@@ -265,6 +275,7 @@ export class PostgresStore implements Store, ScheduleStore {
   }
 
   readonly #events: PostgresEvents;
+  readonly #users: PostgresUsers;
 
   /** Checks the server can be reached and measures the offset to its clock. */
   connect(): Promise<void> {
@@ -1302,9 +1313,12 @@ export class PostgresStore implements Store, ScheduleStore {
 
   // ---- stats and retention --------------------------------------------------------------------
 
-  async stats(): Promise<StatsRow[]> {
+  async stats(owner?: string): Promise<StatsRow[]> {
     const rows = await this.#one<{ status: JobStatus; agent: string; count: number }>(
-      `SELECT status, agent, count(*)::int AS count FROM ${this.#t.jobs} GROUP BY status, agent`,
+      owner == null
+        ? `SELECT status, agent, count(*)::int AS count FROM ${this.#t.jobs} GROUP BY status, agent`
+        : `SELECT status, agent, count(*)::int AS count FROM ${this.#t.jobs} WHERE owner = $1 GROUP BY status, agent`,
+      owner == null ? undefined : [owner],
     );
     return rows.map((r) => ({ status: r.status, agent: r.agent, count: Number(r.count) }));
   }
@@ -1467,6 +1481,36 @@ export class PostgresStore implements Store, ScheduleStore {
 
   deleteEvents(before: number): Promise<number> {
     return this.#events.delete(before);
+  }
+
+  // ---- users and tokens (their SQL is in users.ts) --------------------------------------------
+
+  createUser(name: string, role: UserRole): Promise<UserRecord> {
+    return this.#users.create(name, role);
+  }
+
+  getUser(name: string): Promise<UserRecord | null> {
+    return this.#users.get(name);
+  }
+
+  listUsers(): Promise<UserRecord[]> {
+    return this.#users.list();
+  }
+
+  removeUser(name: string): Promise<boolean> {
+    return this.#users.remove(name);
+  }
+
+  addToken(token: TokenRecord): Promise<boolean> {
+    return this.#users.addToken(token);
+  }
+
+  findToken(hash: string): Promise<{ tokenId: string; user: string; role: UserRole } | null> {
+    return this.#users.findToken(hash);
+  }
+
+  revokeTokens(user: string, tokenId?: string): Promise<number> {
+    return this.#users.revoke(user, tokenId);
   }
 
   onChange(listener: () => void): () => void {

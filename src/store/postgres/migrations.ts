@@ -16,6 +16,7 @@
  */
 import { eventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
+import { usersMigrationSql } from './users.ts';
 
 export interface Migration {
   version: number;
@@ -120,5 +121,10 @@ CREATE TABLE ${s}.agents (
     version: 3,
     name: 'events',
     sql: eventsMigrationSql,
+  },
+  {
+    version: 4,
+    name: 'users',
+    sql: usersMigrationSql,
   },
 ];

@@ -34,6 +34,9 @@ import {
 } from '../rows.ts';
 import type {
   EventFilter,
+  TokenRecord,
+  UserRecord,
+  UserRole,
   JobEventType,
   NewEvent,
   StoredEvent,
@@ -55,6 +58,7 @@ import type {
 } from '../store.ts';
 import { migrations } from './migrations.ts';
 import { SqliteSchedules } from './schedules.ts';
+import { SqliteUsers } from './users.ts';
 import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
 export interface SqliteStoreOptions {
@@ -802,7 +806,10 @@ export class SqliteStore implements Store {
 
   // ---- stats and retention -----------------------------------------------------------------
 
-  async stats(): Promise<StatsRow[]> {
+  async stats(owner?: string): Promise<StatsRow[]> {
+    if (owner != null) {
+      return this.#all<StatsRow>('SELECT status, agent, count(*) AS count FROM jobs WHERE owner = ? GROUP BY status, agent', owner);
+    }
     return this.#all<StatsRow>('SELECT status, agent, count(*) AS count FROM jobs GROUP BY status, agent');
   }
 
@@ -940,6 +947,44 @@ export class SqliteStore implements Store {
 
   async fireSchedule(firing: ScheduleFiring): Promise<FiringResult> {
     return this.#schedules.fire(firing);
+  }
+
+  // ---- users and tokens (their SQL is in users.ts) --------------------------------------------
+
+  readonly #users = new SqliteUsers({
+    all: (sql, ...params) => this.#all(sql, ...params),
+    get: (sql, ...params) => this.#get(sql, ...params),
+    run: (sql, ...params) => this.#run(sql, ...params),
+    tx: (fn) => this.#tx(fn),
+    now: () => this.now(),
+  });
+
+  async createUser(name: string, role: UserRole): Promise<UserRecord> {
+    return this.#users.create(name, role);
+  }
+
+  async getUser(name: string): Promise<UserRecord | null> {
+    return this.#users.get(name);
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.#users.list();
+  }
+
+  async removeUser(name: string): Promise<boolean> {
+    return this.#users.remove(name);
+  }
+
+  async addToken(token: TokenRecord): Promise<boolean> {
+    return this.#users.addToken(token);
+  }
+
+  async findToken(hash: string): Promise<{ tokenId: string; user: string; role: UserRole } | null> {
+    return this.#users.findToken(hash);
+  }
+
+  async revokeTokens(user: string, tokenId?: string): Promise<number> {
+    return this.#users.revoke(user, tokenId);
   }
 
   // ---- change notifications ------------------------------------------------------------------

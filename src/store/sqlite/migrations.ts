@@ -3,6 +3,8 @@
  * released; a change is a new number. Times are integer milliseconds since the
  * epoch; JSON is stored as text.
  */
+import { usersMigrationSql } from './users.ts';
+
 export interface Migration {
   version: number;
   name: string;
@@ -137,5 +139,10 @@ CREATE TABLE events (
 );
 CREATE INDEX events_created ON events (created_at);
 `,
+  },
+  {
+    version: 4,
+    name: 'users',
+    sql: usersMigrationSql,
   },
 ];

@@ -1,0 +1,342 @@
+/**
+ * `agentq/client`: the REST API from Node or a browser, over `fetch`, with
+ * the library's method names. Errors come back as the library's typed errors
+ * (ValidationError with its field, NotFoundError, ConflictError, ...), plus
+ * UnauthorizedError and ForbiddenError.
+ *
+ *   const agentq = new AgentqClient({ url: 'http://127.0.0.1:8080', token });
+ *   const job = await agentq.submit({ agent: 'researcher', instructions: 'Find papers' });
+ *   const done = await agentq.wait(job.id);
+ */
+import {
+  AgentqError,
+  AmbiguousIdError,
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+  WaitTimeoutError,
+} from './errors.ts';
+import type { Job, JobLog } from './job.ts';
+import type { AgentqEvent, PublishInput, Subscription } from './events.ts';
+import type { CleanupResult, JobPage, JobTree, ListOptions, Stats } from './queue.ts';
+import type { GraphJobInput, SubmitInput } from './schema.ts';
+import type { ApplyResult, Schedule } from './schedules/schedules.ts';
+import type { WorkerInfo } from './store/store.ts';
+
+export class UnauthorizedError extends AgentqError {}
+export class ForbiddenError extends AgentqError {}
+
+export interface ClientOptions {
+  /** The server, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** An API token (agentq users token NAME). In a browser signed in by cookie, leave it out. */
+  token?: string;
+  /** A fetch of your own (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+export interface AgentInfo {
+  name: string;
+  workers: number;
+  concurrency: number;
+  maxConcurrency: number | null;
+  jobs: Record<string, number>;
+}
+
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+
+interface ErrorBody {
+  error?: { code?: string; message?: string; details?: Record<string, unknown> };
+}
+
+/** The library's error class for an API error code, so `instanceof` works the same on both. */
+function toError(status: number, body: ErrorBody | null): AgentqError {
+  const code = body?.error?.code ?? 'http_error';
+  const message = body?.error?.message ?? `the server answered ${status}`;
+  const details = body?.error?.details;
+  const kind =
+    {
+      invalid_input: ValidationError,
+      not_found: NotFoundError,
+      ambiguous_id: AmbiguousIdError,
+      conflict: ConflictError,
+      payload_too_large: PayloadTooLargeError,
+      wait_timeout: WaitTimeoutError,
+      unauthorized: UnauthorizedError,
+      forbidden: ForbiddenError,
+    }[code] ?? AgentqError;
+  const error = Reflect.construct(AgentqError, [code, status, message, details], kind) as AgentqError;
+  if (error instanceof ValidationError) (error as { field: string }).field = String(details?.field ?? '');
+  return error;
+}
+
+function query(params: Record<string, unknown>): string {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value == null) continue;
+    for (const v of Array.isArray(value) ? value : [value]) q.append(key, String(v));
+  }
+  const text = q.toString();
+  return text ? `?${text}` : '';
+}
+
+/** Reads a Server-Sent Events stream, calling `onEvent` for each `data:` message. */
+async function readSse(body: ReadableStream<Uint8Array>, onEvent: (id: string | undefined, data: string) => Promise<void> | void): Promise<void> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let id: string | undefined;
+  let data: string[] = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const lineText = buffer.slice(0, nl).replace(/\r$/, '');
+      buffer = buffer.slice(nl + 1);
+      if (lineText === '') {
+        if (data.length) await onEvent(id, data.join('\n'));
+        data = [];
+        continue;
+      }
+      if (lineText.startsWith(':')) continue;
+      const colon = lineText.indexOf(':');
+      const field = colon < 0 ? lineText : lineText.slice(0, colon);
+      const val = colon < 0 ? '' : lineText.slice(colon + 1).replace(/^ /, '');
+      if (field === 'data') data.push(val);
+      else if (field === 'id') id = val;
+    }
+  }
+}
+
+export class AgentqClient {
+  readonly url: string;
+  readonly #token: string | undefined;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.#token = options.token;
+    this.#fetch = options.fetch ?? ((...args) => fetch(...args));
+  }
+
+  #headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...extra };
+  }
+
+  async #call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const response = await this.#fetch(`${this.url}${path}`, {
+      method,
+      headers: this.#headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      credentials: 'same-origin',
+    });
+    const text = await response.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      if (!response.ok) throw toError(response.status, { error: { message: text.slice(0, 200) } });
+      throw new AgentqError('bad_response', response.status, `the server sent something that is not JSON`);
+    }
+    if (!response.ok) throw toError(response.status, parsed as ErrorBody);
+    return parsed as T;
+  }
+
+  // ---- jobs: the library's method names -------------------------------------------------------
+
+  submit(input: SubmitInput): Promise<Job> {
+    return this.#call('POST', '/api/v1/jobs', input);
+  }
+
+  async submitMany(inputs: readonly SubmitInput[]): Promise<Job[]> {
+    return (await this.#call<{ jobs: Job[] }>('POST', '/api/v1/jobs', { jobs: inputs })).jobs;
+  }
+
+  async submitGraph(inputs: readonly GraphJobInput[]): Promise<Job[]> {
+    return (await this.#call<{ jobs: Job[] }>('POST', '/api/v1/jobs', { jobs: inputs })).jobs;
+  }
+
+  get(idOrPrefix: string): Promise<Job> {
+    return this.#call('GET', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}`);
+  }
+
+  /** The full id of an id or unambiguous prefix. */
+  async resolveId(idOrPrefix: string): Promise<string> {
+    return (await this.get(idOrPrefix)).id;
+  }
+
+  list(options: ListOptions = {}): Promise<JobPage> {
+    return this.#call('GET', `/api/v1/jobs${query({ ...options })}`);
+  }
+
+  /** One user's jobs (yours, unless you are an admin). */
+  userJobs(user: string, options: Omit<ListOptions, 'owner'> = {}): Promise<JobPage> {
+    return this.#call('GET', `/api/v1/users/${encodeURIComponent(user)}/jobs${query({ ...options })}`);
+  }
+
+  cancel(idOrPrefix: string, options: { reason?: string; descendants?: boolean; force?: boolean } = {}): Promise<Job> {
+    return this.#call('POST', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}/cancel`, options);
+  }
+
+  retry(idOrPrefix: string): Promise<Job> {
+    return this.#call('POST', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}/retry`);
+  }
+
+  async logs(idOrPrefix: string, options: { after?: number; limit?: number } = {}): Promise<JobLog[]> {
+    return (await this.#call<{ logs: JobLog[] }>('GET', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}/logs${query(options)}`)).logs;
+  }
+
+  tree(idOrPrefix: string): Promise<JobTree> {
+    return this.#call('GET', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}/tree`);
+  }
+
+  stats(): Promise<Stats> {
+    return this.#call('GET', '/api/v1/stats');
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    return (await this.#call<{ workers: WorkerInfo[] }>('GET', '/api/v1/workers')).workers;
+  }
+
+  async agents(): Promise<AgentInfo[]> {
+    return (await this.#call<{ agents: AgentInfo[] }>('GET', '/api/v1/agents')).agents;
+  }
+
+  health(): Promise<{ ok: boolean; engine: string }> {
+    return this.#call('GET', '/healthz');
+  }
+
+  /**
+   * Resolves when the job has finished. Listens on the event stream (SSE) and
+   * falls back to polling when streaming is not available.
+   */
+  async wait(idOrPrefix: string, options: { timeoutMs?: number; signal?: AbortSignal; pollMs?: number } = {}): Promise<Job> {
+    let job = await this.get(idOrPrefix);
+    if (FINISHED.has(job.status)) return job;
+    const deadline = options.timeoutMs == null ? Infinity : Date.now() + options.timeoutMs;
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = Number.isFinite(deadline) ? setTimeout(() => abort.abort(), Math.max(0, deadline - Date.now())) : undefined;
+    const id = job.id;
+    try {
+      for (;;) {
+        try {
+          const response = await this.#fetch(
+            `${this.url}/api/v1/events${query({ pattern: ['job.completed', 'job.failed', 'job.cancelled'] })}`,
+            { headers: this.#headers({ accept: 'text/event-stream' }), signal: abort.signal, credentials: 'same-origin' },
+          );
+          if (!response.ok || !response.body) throw new Error('no stream');
+          // Subscribed: anything that finished before now is seen by this read.
+          job = await this.get(id);
+          if (FINISHED.has(job.status)) {
+            abort.abort();
+            return job;
+          }
+          let finished = false;
+          await readSse(response.body, (_eventId, data) => {
+            const event = JSON.parse(data) as AgentqEvent;
+            if (event.jobId === id) {
+              finished = true;
+              abort.abort();
+            }
+          }).catch((error) => {
+            if (!finished) throw error;
+          });
+        } catch (error) {
+          if (options.signal?.aborted) throw options.signal.reason ?? error;
+          if (Date.now() >= deadline) break;
+          // No stream: poll instead (below), then try again.
+          if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, Math.min(options.pollMs ?? 1000, Math.max(0, deadline - Date.now()))));
+        }
+        job = await this.get(id);
+        if (FINISHED.has(job.status)) return job;
+        if (Date.now() >= deadline) break;
+      }
+      throw new WaitTimeoutError(id, job.status, options.timeoutMs ?? 0);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      abort.abort();
+    }
+  }
+
+  // ---- events ----------------------------------------------------------------------------------
+
+  readonly events = {
+    list: async (options: { pattern?: string | string[]; target?: string; after?: number; limit?: number } = {}): Promise<AgentqEvent[]> =>
+      (await this.#call<{ events: AgentqEvent[] }>('GET', `/api/v1/events${query(options)}`)).events,
+    lastId: async (): Promise<number> => {
+      // The newest id: read pages until the end.
+      let after = 0;
+      for (;;) {
+        const page = await this.#call<{ events: AgentqEvent[]; lastId: number }>('GET', `/api/v1/events${query({ after, limit: 10_000 })}`);
+        if (page.events.length < 10_000) return page.lastId;
+        after = page.lastId;
+      }
+    },
+    publish: (event: Omit<PublishInput, 'owner' | 'source'>): Promise<AgentqEvent> => this.#call('POST', '/api/v1/events', event),
+    /** Follows the event stream, resuming after the last id seen when the connection drops. */
+    subscribe: (
+      pattern: string | readonly string[],
+      callback: (event: AgentqEvent) => unknown,
+      options: { after?: number; target?: string; onError?: (error: unknown) => void } = {},
+    ): Subscription => {
+      const abort = new AbortController();
+      let lastId = options.after ?? -1;
+      const patterns = typeof pattern === 'string' ? [pattern] : [...pattern];
+      void (async () => {
+        while (!abort.signal.aborted) {
+          try {
+            const headers = this.#headers({ accept: 'text/event-stream', ...(lastId >= 0 ? { 'last-event-id': String(lastId) } : {}) });
+            const response = await this.#fetch(`${this.url}/api/v1/events${query({ pattern: patterns.includes('*') ? undefined : patterns, target: options.target })}`, {
+              headers,
+              signal: abort.signal,
+              credentials: 'same-origin',
+            });
+            if (!response.ok || !response.body) throw toError(response.status, (await response.json().catch(() => null)) as ErrorBody);
+            await readSse(response.body, async (id, data) => {
+              const event = JSON.parse(data) as AgentqEvent;
+              await callback(event);
+              lastId = id != null ? Number(id) : event.id;
+            });
+          } catch (error) {
+            if (abort.signal.aborted) return;
+            options.onError?.(error);
+            if (error instanceof UnauthorizedError || error instanceof ForbiddenError || error instanceof ValidationError) return;
+          }
+          if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      return {
+        get lastId() {
+          return Math.max(lastId, 0);
+        },
+        close: () => abort.abort(),
+      };
+    },
+  };
+
+  // ---- schedules -------------------------------------------------------------------------------
+
+  readonly schedules = {
+    list: async (): Promise<Schedule[]> => (await this.#call<{ schedules: Schedule[] }>('GET', '/api/v1/schedules')).schedules,
+    get: (idOrName: string): Promise<Schedule> => this.#call('GET', `/api/v1/schedules/${encodeURIComponent(idOrName)}`),
+    create: (input: Record<string, unknown>): Promise<Schedule> => this.#call('POST', '/api/v1/schedules', input),
+    update: (idOrName: string, patch: Record<string, unknown>): Promise<Schedule> =>
+      this.#call('PUT', `/api/v1/schedules/${encodeURIComponent(idOrName)}`, patch),
+    remove: (idOrName: string): Promise<Schedule> => this.#call('DELETE', `/api/v1/schedules/${encodeURIComponent(idOrName)}`),
+    enable: (idOrName: string): Promise<Schedule> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/enable`),
+    disable: (idOrName: string): Promise<Schedule> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/disable`),
+    runNow: (idOrName: string): Promise<Job> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/run`),
+    executions: (idOrName: string, options: Pick<ListOptions, 'status' | 'cursor' | 'limit' | 'order'> = {}): Promise<JobPage> =>
+      this.#call('GET', `/api/v1/schedules/${encodeURIComponent(idOrName)}/executions${query({ ...options })}`),
+  };
+}
+
+export type { Job, JobLog, JobPage, JobTree, ListOptions, Stats, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
+export { AgentqError, ValidationError, NotFoundError, ConflictError, PayloadTooLargeError, AmbiguousIdError, WaitTimeoutError };
