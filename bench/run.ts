@@ -14,6 +14,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from '../src/index.ts';
 import { benchEvents } from './events.ts';
+import { benchHttp } from './http.ts';
 
 const quick = process.argv.includes('--quick');
 const asJson = process.argv.includes('--json');
@@ -280,6 +281,7 @@ try {
   await latencyInProcess();
   await latencyCrossProcess();
   await benchEvents({ label: 'sqlite', url: freshDb(), n, record });
+  await benchHttp({ url: freshDb(), n, record });
   const empty = await claimTime(0);
   record('sqlite: claim time, empty table, p50', empty * 1000, 'µs');
   const history = quick ? 100_000 : 1_000_000;

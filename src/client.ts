@@ -206,6 +206,16 @@ export class AgentqClient {
     return (await this.#call<{ agents: AgentInfo[] }>('GET', '/api/v1/agents')).agents;
   }
 
+  async hung(options: { timeoutMs?: number } = {}): Promise<Job[]> {
+    return (await this.#call<{ jobs: Job[] }>('GET', `/api/v1/hung${query(options)}`)).jobs;
+  }
+
+  /** Deletes finished jobs older than a cut-off (admins). */
+  cleanup(options: { olderThanMs?: number; status?: string | string[]; dryRun?: boolean } = {}): Promise<CleanupResult> {
+    const status = options.status == null ? undefined : typeof options.status === 'string' ? [options.status] : options.status;
+    return this.#call('POST', '/api/v1/cleanup', { ...options, status });
+  }
+
   health(): Promise<{ ok: boolean; engine: string }> {
     return this.#call('GET', '/healthz');
   }
@@ -333,6 +343,9 @@ export class AgentqClient {
     enable: (idOrName: string): Promise<Schedule> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/enable`),
     disable: (idOrName: string): Promise<Schedule> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/disable`),
     runNow: (idOrName: string): Promise<Job> => this.#call('POST', `/api/v1/schedules/${encodeURIComponent(idOrName)}/run`),
+    /** Applies a YAML schedules file (admins). */
+    applyFile: (text: string, options: { prune?: boolean; dryRun?: boolean } = {}): Promise<ApplyResult> =>
+      this.#call('POST', '/api/v1/schedules/apply', { text, ...options }),
     executions: (idOrName: string, options: Pick<ListOptions, 'status' | 'cursor' | 'limit' | 'order'> = {}): Promise<JobPage> =>
       this.#call('GET', `/api/v1/schedules/${encodeURIComponent(idOrName)}/executions${query({ ...options })}`),
   };

@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../errors.ts';
 import { Queue } from '../queue.ts';
+import { RemoteQueue, type CliQueue } from './remote.ts';
 import { CliError, line, painter, type Io, type Painter } from './io.ts';
 
 export interface Context {
@@ -38,6 +39,13 @@ export function createContext(argv: readonly string[], io: Io): Context {
 
 export interface DbOptions {
   db?: string;
+  /** Work through this agentq server's REST API instead of a database. */
+  server?: string;
+  token?: string;
+}
+
+function serverOf(ctx: Context, opts: DbOptions): string | undefined {
+  return opts.server?.trim() || ctx.io.env.AGENTQ_SERVER?.trim() || undefined;
 }
 
 /** The connection string: --db, then AGENTQ_DATABASE_URL, then the default file. */
@@ -74,6 +82,12 @@ export async function withQueue<T>(
   fn: (queue: Queue) => Promise<T>,
   { create = false }: { create?: boolean } = {},
 ): Promise<T> {
+  if (serverOf(ctx, opts)) {
+    throw new CliError(`agentq ${ctx.command ?? ''} works on a database, not through --server`.replace('  ', ' '), {
+      hint: 'run it where the database is reachable, with --db',
+      exitCode: 2,
+    });
+  }
   const url = databaseUrl(ctx, opts);
   if (!create) {
     const target = parseConnectionString(url, ctx.io.env);
@@ -90,6 +104,29 @@ export async function withQueue<T>(
     return await fn(queue);
   } finally {
     await queue.close();
+  }
+}
+
+/**
+ * For the job, event and schedule commands: through the REST API with
+ * --server URL --token T (or AGENTQ_SERVER / AGENTQ_TOKEN), else on the database.
+ */
+export async function withApi<T>(
+  ctx: Context,
+  opts: DbOptions,
+  fn: (queue: CliQueue) => Promise<T>,
+  options: { create?: boolean } = {},
+): Promise<T> {
+  const server = serverOf(ctx, opts);
+  if (!server) return withQueue(ctx, opts, fn, options);
+  if (!/^https?:\/\/[^\s/]+/.test(server)) throw new CliError(`--server: ${server} is not an http(s) URL`, { hint: 'e.g. --server http://127.0.0.1:8080', exitCode: 2 });
+  const token = opts.token?.trim() || ctx.io.env.AGENTQ_TOKEN?.trim();
+  if (!token) throw new CliError('--server needs a token: --token T or AGENTQ_TOKEN', { hint: 'make one with: agentq users token NAME', exitCode: 2 });
+  const remote = new RemoteQueue(server, token);
+  try {
+    return await fn(remote);
+  } finally {
+    remote.close();
   }
 }
 

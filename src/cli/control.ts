@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ConflictError, WaitTimeoutError } from '../errors.ts';
 import type { Job } from '../job.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { formatDuration, shortId, statusText } from './format.ts';
 import { CliError, line, printJson } from './io.ts';
 import { parseDuration, parseInteger } from './parse.ts';
@@ -28,7 +28,7 @@ function registerWait(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (idArg: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { timeout?: number }>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const id = await queue.resolveId(idArg);
         const live = !opts.json && ctx.io.stderr.isTTY ? ctx.io.stderr : undefined;
         let job: Job;
@@ -64,7 +64,7 @@ function registerCancel(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (id: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { reason?: string; descendants?: boolean }>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const job = await queue.cancel(id, { reason: opts.reason, descendants: opts.descendants });
         printChanged(ctx, job, 'cancelled', opts.json);
         return 0;
@@ -85,7 +85,7 @@ function registerKill(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (idArg: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { force?: boolean; reason?: string }>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const before = await queue.get(idArg);
         if (before.status !== 'running') {
           throw new CliError(`job ${before.id} is ${before.status}, not running`, {
@@ -115,7 +115,7 @@ function registerRetry(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (id: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { attempts?: number }>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         let job: Job;
         try {
           job = await queue.retry(id, { attempts: opts.attempts });

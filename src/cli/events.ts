@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import type { AgentqEvent } from '../events.ts';
 import type { Json } from '../job.ts';
-import type { Queue } from '../queue.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import type { CliQueue } from './remote.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { clockTime, compactJson, progressBar, shortId, statusText, table, truncateVisible } from './format.ts';
 import { line, printJson } from './io.ts';
 import { parseInteger, parseJsonValue } from './parse.ts';
@@ -57,7 +57,7 @@ function registerPublish(events: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (type: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<PublishOptions>();
-      return withQueue(
+      return withApi(
         ctx,
         opts,
         async (queue) => {
@@ -91,7 +91,7 @@ function registerTail(events: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (patterns: string[], _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<TailOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const pattern = patterns.length ? patterns : undefined;
         const print = (e: AgentqEvent) => {
           if (opts.json) printJson(ctx.io.stdout, e, false);
@@ -140,7 +140,7 @@ interface MonitorOptions extends DbOptions {
   events?: number;
 }
 
-async function snapshot(ctx: Context, queue: Queue, recent: AgentqEvent[], opts: MonitorOptions, width: number): Promise<string[]> {
+async function snapshot(ctx: Context, queue: CliQueue, recent: AgentqEvent[], opts: MonitorOptions, width: number): Promise<string[]> {
   const lines: string[] = [];
   const capture = {
     ...ctx,
@@ -181,7 +181,7 @@ export function registerMonitor(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<MonitorOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const keep = opts.events ?? 10;
         const last = await queue.events.lastId();
         const recent = await queue.events.list({ after: Math.max(0, last - keep), limit: 100 });

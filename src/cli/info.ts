@@ -1,8 +1,8 @@
 /** `agentq info ID`: everything about one job. */
 import type { Command } from 'commander';
 import type { Job } from '../job.ts';
-import type { Queue } from '../queue.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import type { CliQueue } from './remote.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { dateTime, fields, formatDuration, indent, progressBar, shortId, statusText } from './format.ts';
 import { line, printJson } from './io.ts';
 
@@ -20,7 +20,7 @@ function block(text: string): string {
   return indent(text, '    ');
 }
 
-export async function printJob(ctx: Context, queue: Queue, job: Job): Promise<void> {
+export async function printJob(ctx: Context, queue: CliQueue, job: Job): Promise<void> {
   const p = ctx.out;
   const now = Date.now();
   let status = statusText(p, job.status);
@@ -97,7 +97,7 @@ export function registerInfo(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (id: string, _opts: InfoOptions, command: Command) => {
       const opts = command.optsWithGlobals<InfoOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const job = await queue.get(id);
         if (opts.json) printJson(ctx.io.stdout, job);
         else await printJob(ctx, queue, job);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Job } from '../job.ts';
 import type { ListOptions } from '../queue.ts';
-import { action, dbFlag, setup, shellQuote, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, dbFlag, setup, shellQuote, withApi, type Context, type DbOptions } from './context.ts';
 import { formatDuration, progressBar, relativeTime, shortId, statusText, table } from './format.ts';
 import { line, printJson } from './io.ts';
 import { collect, parseInteger } from './parse.ts';
@@ -87,7 +87,7 @@ export function registerJobs(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: JobsOptions, command: Command) => {
       const opts = command.optsWithGlobals<JobsOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const filter: ListOptions = { limit: opts.limit };
         if (opts.status?.length) filter.status = opts.status;
         if (opts.agent?.length) filter.agent = opts.agent;

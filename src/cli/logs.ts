@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { NotFoundError } from '../errors.ts';
 import { isFinished, type Job, type JobLog } from '../job.ts';
-import type { Queue } from '../queue.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import type { CliQueue } from './remote.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { clockTime, compactJson, formatDuration, levelText, statusText } from './format.ts';
 import { line, printJson } from './io.ts';
 
@@ -24,7 +24,7 @@ function formatLog(ctx: Context, log: JobLog): string {
 }
 
 /** Sleeps until the store changes or `ms` passed. */
-function nap(queue: Queue, ms: number): Promise<void> {
+function nap(queue: CliQueue, ms: number): Promise<void> {
   return new Promise((resolve) => {
     let over = false;
     let soon = false;
@@ -46,7 +46,7 @@ function nap(queue: Queue, ms: number): Promise<void> {
   });
 }
 
-async function follow(ctx: Context, queue: Queue, id: string, json: boolean): Promise<Job> {
+async function follow(ctx: Context, queue: CliQueue, id: string, json: boolean): Promise<Job> {
   let after = 0;
   for (;;) {
     const job = await queue.store.getJob(id);
@@ -77,7 +77,7 @@ export function registerLogs(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (idArg: string, _opts: LogsOptions, command: Command) => {
       const opts = command.optsWithGlobals<LogsOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const id = await queue.resolveId(idArg);
         if (opts.follow) {
           const job = await follow(ctx, queue, id, opts.json === true);

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { ConflictError } from '../errors.ts';
 import type { Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
-import { action, databaseLocation, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import type { CliQueue } from './remote.ts';
+import { action, databaseLocation, setup, withApi, withQueue, type Context, type DbOptions } from './context.ts';
 import { formatDuration, relativeTime, shortId, statusText, table } from './format.ts';
 import { line, printJson } from './io.ts';
 import { collect, parseDuration, parseNumber } from './parse.ts';
@@ -27,7 +28,7 @@ function registerHung(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: HungOptions, command: Command) => {
       const opts = command.optsWithGlobals<HungOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const jobs = await queue.hung({ timeoutMs: opts.timeout });
         const killed: string[] = [];
         const requeued: string[] = [];
@@ -105,7 +106,7 @@ function registerCleanup(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: CleanupOptions, command: Command) => {
       const opts = command.optsWithGlobals<CleanupOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const result = await queue.cleanup({
           olderThanMs: Math.round(opts.days * 86_400_000),
           status: opts.status?.length ? opts.status : undefined,

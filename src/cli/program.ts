@@ -39,6 +39,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     .description('A durable job queue for AI-agent work, on SQLite.')
     .version(version(), '-V, --version', 'print the version')
     .addOption(dbOption())
+    .option('--server <url>', 'work through an agentq server instead of a database (env: AGENTQ_SERVER)')
+    .option('--token <token>', 'the API token for --server (env: AGENTQ_TOKEN)')
     .helpCommand('help [command]', 'show help for a command')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .showSuggestionAfterError(true)

@@ -7,9 +7,10 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Queue } from '../queue.ts';
+import type { CliQueue } from './remote.ts';
 import { Scheduler } from '../schedules/scheduler.ts';
 import type { ApplyResult, Schedule } from '../schedules/schedules.ts';
-import { action, databaseLocation, dbFlag, setup, shellQuote, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, databaseLocation, dbFlag, setup, shellQuote, withApi, withQueue, type Context, type DbOptions } from './context.ts';
 import { dateTime, formatDuration, relativeTime, shortId, statusText, table, fields, compactJson } from './format.ts';
 import { CliError, line, printJson, usageError } from './io.ts';
 import { jobRows } from './jobs.ts';
@@ -109,7 +110,7 @@ function readSchedulesFile(ctx: Context, file: string): string {
 }
 
 /** Applies a schedules file and reports it; used by `apply`, `scheduler --schedules` and `serve --schedules`. */
-export async function applySchedulesFile(ctx: Context, queue: Queue, file: string, options: { prune?: boolean; dryRun?: boolean } = {}): Promise<ApplyResult> {
+export async function applySchedulesFile(ctx: Context, queue: CliQueue, file: string, options: { prune?: boolean; dryRun?: boolean } = {}): Promise<ApplyResult> {
   const text = readSchedulesFile(ctx, file);
   return schedulesAction(ctx, {}, () => queue.schedules.applyFile(text, options), file);
 }
@@ -124,7 +125,7 @@ function registerList(parent: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const schedules = await queue.schedules.list();
         if (opts.json) printJson(ctx.io.stdout, schedules);
         else printSchedules(ctx, schedules, opts);
@@ -146,7 +147,7 @@ function registerShow(parent: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (name: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { limit: number }>();
-      return withQueue(ctx, opts, async (queue) =>
+      return withApi(ctx, opts, async (queue) =>
         schedulesAction(ctx, opts, async () => {
           const schedule = await queue.schedules.get(name);
           const page = await queue.schedules.executions(schedule.id, { limit: opts.limit });
@@ -203,7 +204,7 @@ happens twice fires once.`,
     action(ctx, async (file: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions & { prune?: boolean; dryRun?: boolean }>();
       const text = readSchedulesFile(ctx, file);
-      return withQueue(
+      return withApi(
         ctx,
         opts,
         async (queue) => {
@@ -228,7 +229,7 @@ function registerToggle(parent: Command, ctx: Context, verb: 'enable' | 'disable
   cmd.action(
     action(ctx, async (name: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions>();
-      return withQueue(ctx, opts, async (queue) =>
+      return withApi(ctx, opts, async (queue) =>
         schedulesAction(ctx, opts, async () => {
           const s = verb === 'enable' ? await queue.schedules.enable(name) : await queue.schedules.disable(name);
           if (opts.json) printJson(ctx.io.stdout, s);
@@ -250,7 +251,7 @@ function registerRun(parent: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (name: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions>();
-      return withQueue(ctx, opts, async (queue) =>
+      return withApi(ctx, opts, async (queue) =>
         schedulesAction(ctx, opts, async () => {
           const job = await queue.schedules.runNow(name);
           if (opts.json) printJson(ctx.io.stdout, job);
@@ -273,7 +274,7 @@ function registerRemove(parent: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (name: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<JsonOptions>();
-      return withQueue(ctx, opts, async (queue) =>
+      return withApi(ctx, opts, async (queue) =>
         schedulesAction(ctx, opts, async () => {
           const s = await queue.schedules.remove(name);
           if (opts.json) printJson(ctx.io.stdout, s);

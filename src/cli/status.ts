@@ -1,9 +1,10 @@
 /** `agentq status`: how many jobs are in each state, per agent, and which workers are alive. */
 import type { Command } from 'commander';
+import type { CliQueue } from './remote.ts';
 import { STATUSES, type JobStatus } from '../job.ts';
 import type { Queue, Stats } from '../queue.ts';
 import type { WorkerInfo } from '../store/store.ts';
-import { action, databaseLocation, dbFlag, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, databaseLocation, dbFlag, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { relativeTime, statusText, table } from './format.ts';
 import { line, printJson } from './io.ts';
 
@@ -65,7 +66,7 @@ export function printStats(ctx: Context, stats: Stats, opts: DbOptions): void {
   for (const l of table(ctx.out, columns, rows)) line(out, l);
 }
 
-async function gather(queue: Queue): Promise<{ stats: Stats; workers: WorkerInfo[] }> {
+async function gather(queue: CliQueue): Promise<{ stats: Stats; workers: WorkerInfo[] }> {
   const [stats, workers] = await Promise.all([queue.stats(), queue.workers()]);
   return { stats, workers };
 }
@@ -79,7 +80,7 @@ export function registerStatus(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (_opts: StatusOptions, command: Command) => {
       const opts = command.optsWithGlobals<StatusOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const { stats, workers } = await gather(queue);
         if (opts.json) {
           printJson(ctx.io.stdout, { stats, workers });

@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { NotFoundError } from '../errors.ts';
-import type { Queue } from '../queue.ts';
+import type { CliQueue } from './remote.ts';
 import type { SubmitInput } from '../schema.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { CliError, line, printJson, usageError } from './io.ts';
 import { collect, collectRaw, parseDate, parseDuration, parseInteger, parseJsonValue } from './parse.ts';
 import { exitCodeOf, printOutcome, watchJob } from './watch.ts';
@@ -54,7 +54,7 @@ async function readPayloadFile(ctx: Context, file: string): Promise<unknown> {
 }
 
 /** Resolves an id prefix given to a flag, naming the flag when there is no such job. */
-async function resolveFlagId(queue: Queue, flag: string, id: string): Promise<string> {
+async function resolveFlagId(queue: CliQueue, flag: string, id: string): Promise<string> {
   try {
     return await queue.resolveId(id);
   } catch (error) {
@@ -97,7 +97,7 @@ export function registerSubmit(program: Command, ctx: Context): void {
     action(ctx, async (_opts: SubmitOptions, command: Command) => {
       const opts = command.optsWithGlobals<SubmitOptions>();
       const payload = opts.payloadFile !== undefined ? await readPayloadFile(ctx, opts.payloadFile) : opts.payload;
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const input: SubmitInput = { agent: opts.agent };
         if (opts.type !== undefined) input.type = opts.type;
         if (opts.instructions !== undefined) input.instructions = opts.instructions;

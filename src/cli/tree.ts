@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Job } from '../job.ts';
 import type { JobTree } from '../queue.ts';
-import { action, setup, withQueue, type Context, type DbOptions } from './context.ts';
+import { action, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { formatDuration, progressBar, shortId, statusText } from './format.ts';
 import { line, printJson } from './io.ts';
 
@@ -26,7 +26,7 @@ export function registerTree(program: Command, ctx: Context): void {
   cmd.action(
     action(ctx, async (id: string, _opts: TreeOptions, command: Command) => {
       const opts = command.optsWithGlobals<TreeOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const root = await queue.tree(id);
         if (opts.json) {
           printJson(ctx.io.stdout, root);

@@ -7,7 +7,7 @@ import { line, printJson } from './io.ts';
 interface UsersOptions extends DbOptions {
   json?: boolean;
   admin?: boolean;
-  token?: boolean;
+  withoutToken?: boolean;
 }
 
 function printToken(ctx: Context, user: string, token: string, id: string): void {
@@ -24,7 +24,7 @@ export function registerUsers(program: Command, ctx: Context): void {
     .argument('<name>', 'letters, digits, _ . @ -')
     .description('add a user, and print a first token for them (shown once)')
     .option('--admin', 'an admin sees and acts on every job; a user only on their own')
-    .option('--no-token', 'make no token now (make one later with: agentq users token NAME)')
+    .option('--without-token', 'make no token now (make one later with: agentq users token NAME)')
     .addOption(jsonOption());
   setup(add, ['agentq users add alice', 'agentq users add ops --admin --json']);
   add.action(
@@ -35,7 +35,7 @@ export function registerUsers(program: Command, ctx: Context): void {
         opts,
         async (queue) => {
           const user = await queue.users.add(name, { admin: opts.admin });
-          const issued = opts.token === false ? null : await queue.users.issueToken(name);
+          const issued = opts.withoutToken ? null : await queue.users.issueToken(name);
           if (opts.json) printJson(ctx.io.stdout, { user: { ...user, tokens: issued ? 1 : 0 }, ...(issued ? { token: issued.token, tokenId: issued.id } : {}) });
           else if (issued) {
             line(ctx.io.stderr, `added ${user.role} ${user.name}`);

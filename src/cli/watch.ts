@@ -1,7 +1,7 @@
 /** Waiting for a job with a live progress line, and saying how it ended. */
 import { NotFoundError, WaitTimeoutError } from '../errors.ts';
 import { isFinished, type Job } from '../job.ts';
-import type { Queue } from '../queue.ts';
+import type { CliQueue } from './remote.ts';
 import type { Context } from './context.ts';
 import { compactJson, formatDuration, indent, progressBar, shortId, statusText, truncateVisible } from './format.ts';
 import { line, printJson, type Output } from './io.ts';
@@ -18,7 +18,7 @@ export interface WatchOptions {
 }
 
 /** Resolves with the job once it has finished; polls, and wakes early on store changes. */
-export async function watchJob(ctx: Context, queue: Queue, id: string, options: WatchOptions = {}): Promise<Job> {
+export async function watchJob(ctx: Context, queue: CliQueue, id: string, options: WatchOptions = {}): Promise<Job> {
   const pollMs = options.pollMs ?? 200;
   const deadline = options.timeoutMs == null ? Infinity : Date.now() + options.timeoutMs;
   let wake: (() => void) | undefined;

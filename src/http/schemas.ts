@@ -221,3 +221,30 @@ export const scheduleSchema = z
   .meta({ id: 'Schedule' });
 
 export const executionsQuerySchema = listQuerySchema.pick({ status: true, cursor: true, limit: true, order: true });
+
+export const hungQuerySchema = z.strictObject({
+  timeoutMs: z.coerce.number().int().min(0).optional().meta({ description: 'silent for longer than this' }),
+});
+
+export const cleanupSchema = z.strictObject({
+  olderThanMs: z.number().min(0).optional(),
+  status: z.array(z.string().max(50)).max(10).optional(),
+  dryRun: z.boolean().optional(),
+});
+
+export const cleanupResultSchema = z.object({ dryRun: z.boolean(), count: z.number().int(), ids: z.array(z.string()) });
+
+export const applySchema = z.strictObject({
+  text: z.string().max(1_000_000).meta({ description: 'the YAML file' }),
+  prune: z.boolean().optional(),
+  dryRun: z.boolean().optional(),
+});
+
+export const applyResultSchema = z.object({
+  dryRun: z.boolean(),
+  created: z.array(z.string()),
+  updated: z.array(z.string()),
+  unchanged: z.array(z.string()),
+  removed: z.array(z.string()),
+  changes: z.record(z.string(), z.array(z.string())),
+});

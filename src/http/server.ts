@@ -352,6 +352,36 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
     async (c, { principal }) => c.json(await queue.stats(isAdmin(principal) ? {} : { owner: principal!.user })),
   );
 
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/hung',
+      operationId: 'hungJobs',
+      summary: 'Running jobs whose last heartbeat is older than timeoutMs (default: the server\'s hung timeout; a user: their own)',
+      tag: 'jobs',
+      access: 'user',
+      query: S.hungQuerySchema,
+      answers: { 200: { description: 'hung jobs', schema: S.jobsSchema } },
+    },
+    async (c, { principal, query }) => {
+      const jobs = await queue.hung({ timeoutMs: query.timeoutMs });
+      return c.json({ jobs: isAdmin(principal) ? jobs : jobs.filter((j) => j.owner === principal!.user) });
+    },
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/api/v1/cleanup',
+      operationId: 'cleanup',
+      summary: 'Delete finished jobs older than a cut-off, or with dryRun list them (admins)',
+      tag: 'jobs',
+      access: 'admin',
+      body: S.cleanupSchema,
+      answers: { 200: { description: 'what went (or would go)', schema: S.cleanupResultSchema } },
+    },
+    async (c, { body }) => c.json(await queue.cleanup(body)),
+  );
+
   // ---- workers and agents --------------------------------------------------------------------
 
   routes.add(
@@ -436,6 +466,19 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       },
     },
     async (c, { body }) => c.json(await queue.schedules.create(body as never), 201),
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/api/v1/schedules/apply',
+      operationId: 'applySchedules',
+      summary: 'Apply a YAML schedules file: create and update, with prune remove the rest; all or nothing (admins)',
+      tag: 'schedules',
+      access: 'admin',
+      body: S.applySchema,
+      answers: { 200: { description: 'what changed', schema: S.applyResultSchema }, 400: { description: 'an error in the file, naming schedule and field', schema: S.errorSchema } },
+    },
+    async (c, { body }) => c.json(await queue.schedules.applyFile(body.text, { prune: body.prune, dryRun: body.dryRun })),
   );
   routes.add(
     {
