@@ -17,7 +17,7 @@ import { argumentsMessage, errorMessage } from './errors.ts';
 import { TOOLS, type Tool } from './tools.ts';
 
 export interface McpServerOptions {
-  /** Reported to clients. (Default: agentq's version is not known here: "0.0.0") */
+  /** The version reported to clients (the CLI passes agentq's). (Default: "0.0.0") */
   version?: string;
 }
 
