@@ -13,6 +13,7 @@ import type { Io } from './io.ts';
 import { registerJobs } from './jobs.ts';
 import { registerLogs } from './logs.ts';
 import { registerMaintenance } from './maintenance.ts';
+import { registerMcp } from './mcp.ts';
 import { registerServe } from './serve.ts';
 import { registerScheduler, registerSchedules } from './schedules.ts';
 import { registerStatus } from './status.ts';
@@ -83,6 +84,7 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerEvents(program, ctx);
   registerMonitor(program, ctx);
   registerUsers(program, ctx);
+  registerMcp(program, ctx);
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

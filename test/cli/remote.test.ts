@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { agentq, freshDb, start, type Running } from './run.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { agentq, BIN, freshDb, start, type Running } from './run.ts';
 
 describe('agentq commands through --server', () => {
   let server: Running;
@@ -67,6 +69,24 @@ describe('agentq commands through --server', () => {
     assert.equal(ran.agent, 'echo');
     const list = await remoteJson(['schedules', 'list']);
     assert.equal(list[0]?.name ?? list.schedules?.[0]?.name, 'hourly');
+  });
+
+  it('serves MCP tools through the server, as the token’s user', async () => {
+    const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, '--server', url, '--token', token, 'mcp'], stderr: 'pipe' });
+    const client = new Client({ name: 'agentq-test', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const text = (r: unknown) => JSON.parse((r as { content: Array<{ text: string }> }).content[0].text);
+      const submitted = text(await client.callTool({ name: 'submit_job', arguments: { instructions: 'through the API', agent_name: 'echo' } }));
+      const id = submitted.id ?? submitted.job_id ?? submitted.job?.id;
+      assert.ok(id, JSON.stringify(submitted));
+      const done = text(await client.callTool({ name: 'wait_for_job', arguments: { job_id: id, timeout_seconds: 20 } }));
+      assert.match(JSON.stringify(done), /completed/);
+      const bad = await client.callTool({ name: 'get_job_status', arguments: { job_id: '01NOPE' } });
+      assert.equal(bad.isError, true);
+    } finally {
+      await client.close();
+    }
   });
 
   it('says what is wrong: a bad token, no token, an unreachable server, and commands that need a database', async () => {
