@@ -23,6 +23,7 @@ import type { CleanupResult, JobPage, JobTree, ListOptions, Stats } from './queu
 import type { GraphJobInput, SubmitInput } from './schema.ts';
 import type { ApplyResult, Schedule } from './schedules/schedules.ts';
 import type { WorkerInfo } from './store/store.ts';
+import type { Approval } from './durable.ts';
 
 export class UnauthorizedError extends AgentqError {}
 export class ForbiddenError extends AgentqError {}
@@ -331,6 +332,20 @@ export class AgentqClient {
     },
   };
 
+  // ---- approvals -------------------------------------------------------------------------------
+
+  readonly approvals = {
+    list: async (options: { status?: Approval['status'] | Approval['status'][]; jobId?: string; limit?: number } = {}): Promise<Approval[]> =>
+      (await this.#call<{ approvals: Approval[] }>('GET', `/api/v1/approvals${query(options)}`)).approvals,
+    get: (id: string): Promise<Approval> => this.#call('GET', `/api/v1/approvals/${encodeURIComponent(id)}`),
+    /** Approves as the token's user; the job resumes. */
+    approve: (id: string, options: { comment?: string } = {}): Promise<Approval> =>
+      this.#call('POST', `/api/v1/approvals/${encodeURIComponent(id)}/approve`, options.comment == null ? {} : { comment: options.comment }),
+    /** Rejects as the token's user; the job fails with the reason. */
+    reject: (id: string, options: { comment?: string } = {}): Promise<Approval> =>
+      this.#call('POST', `/api/v1/approvals/${encodeURIComponent(id)}/reject`, options.comment == null ? {} : { comment: options.comment }),
+  };
+
   // ---- schedules -------------------------------------------------------------------------------
 
   readonly schedules = {
@@ -351,5 +366,5 @@ export class AgentqClient {
   };
 }
 
-export type { Job, JobLog, JobPage, JobTree, ListOptions, Stats, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
+export type { Approval, Job, JobLog, JobPage, JobTree, ListOptions, Stats, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
 export { AgentqError, ValidationError, NotFoundError, ConflictError, PayloadTooLargeError, AmbiguousIdError, WaitTimeoutError };

@@ -142,9 +142,16 @@ export interface Job {
   finishedAt: string | null;
   heartbeatAt: string | null;
   leaseExpiresAt: string | null;
+  /** What a `waiting` job waits for besides its children: an event or a person's decision. */
+  waitingFor: WaitCondition | null;
   /** finishedAt − startedAt for a finished job; now − startedAt for a running one. */
   durationMs: number | null;
 }
+
+/** What a suspended job waits for (see durable.ts). */
+export type WaitCondition =
+  | { kind: 'event'; key: string; pattern: string; match: { [key: string]: Json } | null; target: string | null; after: number; deadline: number | null }
+  | { kind: 'approval'; key: string; approvalId: string; deadline: number | null };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];

@@ -33,6 +33,7 @@ import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store
 import { Schedules } from './schedules/schedules.ts';
 import { Events } from './events.ts';
 import { Users } from './users.ts';
+import { Approvals } from './durable.ts';
 
 export interface QueueOptions {
   /** The clock for leases, run-at and backoff. (Default: the store's — the database server's on PostgreSQL) */
@@ -152,7 +153,14 @@ export class Queue {
     return new Queue(store, options);
   }
 
+  #closed = false;
+  /** Whether close() was called: loops still running on this queue (workers, schedulers) then go quiet. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
     this.local.removeAllListeners();
     await this.store.close();
   }
@@ -161,6 +169,12 @@ export class Queue {
   /** The event bus: every job change, and what applications publish. */
   get events(): Events {
     return (this.#events ??= new Events(this.store, { maxPayloadBytes: this.maxPayloadBytes }));
+  }
+
+  #approvals: Approvals | undefined;
+  /** Approval gates of waiting jobs: list, show, approve, reject. */
+  get approvals(): Approvals {
+    return (this.#approvals ??= new Approvals(this));
   }
 
   #users: Users | undefined;

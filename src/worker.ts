@@ -22,8 +22,9 @@ import type { SubmitInput } from './schema.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
 import type { Lease, Outcome } from './store/store.ts';
 import type { AgentqEvent, PublishInput } from './events.ts';
+import { durableContext, LostLease, Suspend, WaitWatcher, type DurableContext } from './durable.ts';
 
-export interface JobContext {
+export interface JobContext extends DurableContext {
   readonly job: Job;
   /** 1 on the first run, 2 on the first retry, ... Write handlers so a second run is harmless. */
   readonly attempt: number;
@@ -80,6 +81,8 @@ export interface WorkerOptions {
   name?: string;
   /** Randomness for backoff jitter. (Default: Math.random) */
   random?: () => number;
+  /** How often jobs waiting for an event or a decision are looked at when nothing woke the worker. (Default: pollIntervalMs, at most 1000 ms) */
+  waitCheckMs?: number;
 }
 
 export interface WorkerEvents {
@@ -92,7 +95,7 @@ export interface WorkerEvents {
   /** The attempt ended without a write: cancelled, lease lost, or its write was refused. */
   'job:dropped': [job: Job, reason: Error];
   'job:release': [job: Job];
-  /** The handler parked the job until its children finish. */
+  /** The handler parked the job: until its children finish, an event comes or a person decides. */
   'job:wait': [job: Job];
   error: [error: unknown];
 }
@@ -157,6 +160,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #unsubscribe: Array<() => void> = [];
   #lastLeaseCheck = 0;
   #lastRetention = 0;
+  #waits: WaitWatcher | undefined;
+  readonly #waitCheckMs: number;
   #stopping: Promise<void> | undefined;
 
   constructor(queue: Queue, options: WorkerOptions) {
@@ -179,6 +184,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#rescueMs = options.rescueIntervalMs ?? Math.max(10, Math.min(15_000, Math.floor(this.leaseMs / 2)));
     this.#graceMs = options.shutdownGraceMs ?? 10_000;
     this.#random = options.random ?? Math.random;
+    this.#waitCheckMs = options.waitCheckMs ?? Math.min(this.#pollMs, 1000);
     this.name = options.name ?? `${hostname()}:${process.pid}`;
   }
 
@@ -193,6 +199,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   #emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
+    // Work that was under way when the queue closed has nothing to report.
+    if (event === 'error' && this.queue.closed) return;
     // A listener that throws must not break the worker's loop.
     try {
       (this.emit as (e: K, ...a: WorkerEvents[K]) => boolean)(event, ...args);
@@ -229,6 +237,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       setInterval(() => void this.#heartbeat(), this.#heartbeatMs),
       setInterval(() => void this.#rescue(), this.#rescueMs),
     );
+    this.#waits = new WaitWatcher(this.queue, { pollMs: this.#waitCheckMs, onError: (error) => this.#emit('error', error) });
+    this.#waits.start();
     this.#emit('started');
     void this.#rescue();
     this.#wake();
@@ -346,6 +356,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let outcome: Outcome | null;
     let error: Error | undefined;
+    let suspend: Suspend | undefined;
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
@@ -355,12 +366,39 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (thrown) {
       if (thrown instanceof WaitForChildren && !abort.signal.aborted) {
         outcome = { kind: 'wait', lease };
+      } else if (thrown instanceof Suspend && !abort.signal.aborted) {
+        suspend = thrown;
+        outcome = null;
+      } else if (thrown instanceof LostLease) {
+        error = new LeaseLostError();
+        if (!abort.signal.aborted) abort.abort(error);
+        outcome = null;
       } else {
         error = abort.signal.aborted ? (abort.signal.reason as Error) : toError(thrown);
         outcome = this.#outcomeOf(job, lease, error);
       }
     } finally {
       clearTimeout(timer);
+    }
+    if (suspend) {
+      // Parked until an event or a decision: written at once (it may create an approval).
+      this.#settling++;
+      this.#wake();
+      let parked = false;
+      try {
+        parked = await this.queue.store.suspendJob(lease, JSON.stringify(suspend.waitFor), suspend.approval);
+      } catch (e) {
+        this.#emit('error', e);
+      } finally {
+        this.#settling--;
+      }
+      if (!parked) {
+        this.#emit('job:dropped', job, new LeaseLostError());
+        return;
+      }
+      this.#emit('job:wait', job);
+      this.#waits?.poke();
+      return;
     }
     if (!outcome) {
       this.#emit('job:dropped', job, error!);
@@ -447,6 +485,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       children: () => this.queue.store.listChildren(job.id),
       publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
       waitForChildren: () => Promise.reject(new WaitForChildren()),
+      ...durableContext(this.queue, job, lease),
     };
   }
 
@@ -575,6 +614,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await all();
     }
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
+    await this.#waits?.stop();
     for (const t of this.#timers) clearInterval(t);
     for (const off of this.#unsubscribe) off();
     clearTimeout(this.#leaseCheckTimer);

@@ -52,6 +52,11 @@ function remoteBackend(queue: Queue, tally: Tally): McpBackend {
     cleanup: through('cleanup', (options) => queue.cleanup(options)),
     wait: through('wait', (id, options) => queue.wait(id, { ...options, pollMs: 50 })),
     logs: through('logs', (id, options) => queue.logs(id, options)),
+    approvals: {
+      list: through('approvals.list', (options) => queue.approvals.list(options)),
+      approve: through('approvals.approve', (id, options) => queue.approvals.approve(id, options)),
+      reject: through('approvals.reject', (id, options) => queue.approvals.reject(id, options)),
+    },
   } satisfies McpBackend;
 }
 
@@ -77,6 +82,37 @@ async function setUp(t: TestContext) {
 }
 
 describe('MCP server on a backend', { concurrency: true }, () => {
+  it('lists and decides approval requests', async (t) => {
+    const { queue, call } = await setUp(t);
+    const worker = new Worker(queue, {
+      pollIntervalMs: 50,
+      handlers: { gate: async (job, ctx) => (await ctx.approval({ title: `Send ${job.instructions}?`, details: { to: 'all' } })).comment },
+    });
+    await worker.start();
+    t.after(() => worker.stop());
+    const a = await call('submit_job', { instructions: 'the newsletter', agent_name: 'gate' });
+    const b = await call('submit_job', { instructions: 'the invoice', agent_name: 'gate' });
+    const pending = await waitFor(async () => {
+      const r = await call('get_approvals', {});
+      return r.json.count === 2 ? r.json : null;
+    });
+    const of = (id: string) => pending.approvals.find((x: { job_id: string }) => x.job_id === id);
+    assert.deepEqual([of(a.json.job_id).title, of(a.json.job_id).details], ['Send the newsletter?', { to: 'all' }]);
+    const yes = await call('decide_approval', { approval_id: of(a.json.job_id).approval_id, decision: 'approve', comment: 'fine' });
+    assert.equal(yes.json.status, 'approved', yes.text);
+    assert.equal((await call('decide_approval', { approval_id: of(b.json.job_id).approval_id, decision: 'reject', comment: 'wrong amount' })).json.status, 'rejected');
+    const done = await call('wait_for_job', { job_id: a.json.job_id, timeout_seconds: 20 });
+    assert.equal(done.json.result, 'fine');
+    const failed = await call('wait_for_job', { job_id: b.json.job_id, timeout_seconds: 20 });
+    assert.equal(failed.json.status, 'failed');
+    const twice = await call('decide_approval', { approval_id: of(a.json.job_id).approval_id, decision: 'reject' });
+    assert.equal(twice.isError, true);
+    assert.match(twice.text, /already approved/);
+    const bad = await call('decide_approval', { approval_id: 'x', decision: 'maybe' });
+    assert.equal(bad.isError, true);
+    assert.match(bad.text, /decision/);
+  });
+
   it('works through the backend interface alone, reads remote errors by their code, and cuts huge results', async (t) => {
     const { queue, tally, client, call } = await setUp(t);
     assert.equal(client.getServerVersion()?.name, 'agentq');

@@ -53,6 +53,18 @@ export async function printJob(ctx: Context, queue: CliQueue, job: Job): Promise
   entries.push(['Timeout', job.timeoutMs != null ? formatDuration(job.timeoutMs) : 'none']);
   entries.push(['Backoff', backoffText(job)]);
   if (job.workerId) entries.push(['Worker', job.workerId]);
+  if (job.status === 'waiting') {
+    const w = job.waitingFor;
+    const until = w?.deadline != null ? ` (until ${dateTime(new Date(w.deadline).toISOString(), now)})` : '';
+    entries.push([
+      'Waiting for',
+      w == null
+        ? 'its children to finish'
+        : w.kind === 'event'
+          ? `an event ${w.pattern}${w.match ? ` with ${JSON.stringify(w.match)}` : ''}${until}`
+          : `approval ${w.approvalId}${until} — agentq approvals show ${shortId(w.approvalId)}`,
+    ]);
+  }
   entries.push(['Created', dateTime(job.createdAt, now)]);
   if (Date.parse(job.runAt) > Date.parse(job.createdAt) + 1000) {
     entries.push(['Run at', dateTime(job.runAt, now)]);

@@ -20,6 +20,7 @@ import { registerStatus } from './status.ts';
 import { registerSubmit } from './submit.ts';
 import { registerTree } from './tree.ts';
 import { registerUsers } from './users.ts';
+import { registerApprovals } from './approvals.ts';
 import { registerWorker } from './worker.ts';
 
 export type { Io, Output } from './io.ts';
@@ -84,6 +85,7 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerEvents(program, ctx);
   registerMonitor(program, ctx);
   registerUsers(program, ctx);
+  registerApprovals(program, ctx);
   registerMcp(program, ctx);
 
   try {

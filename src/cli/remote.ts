@@ -10,6 +10,8 @@ import type { Events } from '../events.ts';
 import type { Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Schedules } from '../schedules/schedules.ts';
+import type { Approval } from '../durable.ts';
+import type { ApprovalStatus } from '../store/store.ts';
 
 /** The part of a Queue the CLI's job, event and schedule commands use. */
 export interface CliQueue {
@@ -35,6 +37,14 @@ export interface CliQueue {
   };
   readonly events: Pick<Events, 'publish' | 'list' | 'lastId' | 'subscribe'>;
   readonly schedules: Pick<Schedules, 'list' | 'get' | 'enable' | 'disable' | 'runNow' | 'remove' | 'executions' | 'applyFile'>;
+  readonly approvals: {
+    list(options?: { status?: ApprovalStatus[]; jobId?: string; limit?: number }): Promise<Approval[]>;
+    get(id: string): Promise<Approval>;
+    approve(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
+    reject(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
+  };
+  /** Whether decisions are made as the server's token user (not --by). */
+  readonly remote?: boolean;
 }
 
 /** Fetch failures say which server could not be reached. */
@@ -121,6 +131,15 @@ export class RemoteQueue implements CliQueue {
     remove: (name) => this.#r(this.#client.schedules.remove(name)),
     executions: (name, options) => this.#r(this.#client.schedules.executions(name, options)),
     applyFile: (text, options) => this.#r(this.#client.schedules.applyFile(text, options)),
+  };
+
+  readonly remote = true;
+
+  readonly approvals: CliQueue['approvals'] = {
+    list: (options = {}) => this.#r(this.#client.approvals.list(options)),
+    get: (id) => this.#r(this.#client.approvals.get(id)),
+    approve: (id, options = {}) => this.#r(this.#client.approvals.approve(id, { comment: options.comment })),
+    reject: (id, options = {}) => this.#r(this.#client.approvals.reject(id, { comment: options.comment })),
   };
 
   close(): void {

@@ -54,6 +54,7 @@ export const jobSchema = z
     finishedAt: nullableTime,
     heartbeatAt: nullableTime,
     leaseExpiresAt: nullableTime,
+    waitingFor: z.record(z.string(), json).nullable().meta({ description: 'what a waiting job waits for: an event or an approval' }),
     durationMs: z.number().nullable(),
   })
   .meta({ id: 'Job' });
@@ -248,3 +249,29 @@ export const applyResultSchema = z.object({
   removed: z.array(z.string()),
   changes: z.record(z.string(), z.array(z.string())),
 });
+
+export const approvalSchema = z
+  .object({
+    id: z.string(),
+    jobId: z.string(),
+    owner: z.string().nullable(),
+    agent: z.string(),
+    title: z.string(),
+    details: json,
+    assignee: z.string().nullable(),
+    status: z.enum(['pending', 'approved', 'rejected', 'expired']),
+    comment: z.string().nullable(),
+    decidedBy: z.string().nullable(),
+    decidedAt: nullableTime,
+    expiresAt: nullableTime,
+    createdAt: time,
+  })
+  .meta({ id: 'Approval' });
+
+export const approvalsQuerySchema = z.strictObject({
+  status: z.array(z.enum(['pending', 'approved', 'rejected', 'expired'])).max(4).optional().meta({ description: 'pending, approved, rejected, expired' }),
+  jobId: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+export const decisionSchema = z.strictObject({ comment: z.string().max(10_000).optional() }).optional();

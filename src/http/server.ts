@@ -570,6 +570,72 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
     },
   );
 
+  // ---- approvals -----------------------------------------------------------------------------
+
+  /** An approval the caller may see and decide: of their job, assigned to them, or any for an admin. */
+  const visibleApproval = async (p: Principal | null, id: string) => {
+    const approval = await queue.approvals.get(id);
+    if (!isAdmin(p) && approval.owner !== p!.user && approval.assignee !== p!.user) throw new NotFoundError('approval', id);
+    return approval;
+  };
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/approvals',
+      operationId: 'listApprovals',
+      summary: 'Approval requests, newest first (a user: of their jobs, or assigned to them)',
+      tag: 'approvals',
+      access: 'user',
+      query: S.approvalsQuerySchema,
+      answers: { 200: { description: 'approvals', schema: z.object({ approvals: z.array(S.approvalSchema) }) } },
+    },
+    async (c, { principal, query }) => {
+      if (query.jobId) await visibleJob(principal, query.jobId);
+      const all = await queue.approvals.list({ status: query.status, jobId: query.jobId, limit: isAdmin(principal) ? (query.limit ?? 100) : 1000 });
+      const mine = isAdmin(principal) ? all : all.filter((a) => a.owner === principal!.user || a.assignee === principal!.user);
+      return c.json({ approvals: mine.slice(0, query.limit ?? 100) });
+    },
+  );
+  const approvalParam = { id: 'an approval id' };
+  const approvalNotFound = { description: 'no such approval, or not yours', schema: S.errorSchema };
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/approvals/:id',
+      operationId: 'getApproval',
+      summary: 'One approval request and its decision',
+      tag: 'approvals',
+      access: 'user',
+      params: approvalParam,
+      answers: { 200: { description: 'the approval', schema: S.approvalSchema }, 404: approvalNotFound },
+    },
+    async (c, { principal, params }) => c.json(await visibleApproval(principal, params.id)),
+  );
+  for (const verb of ['approve', 'reject'] as const) {
+    routes.add(
+      {
+        method: 'post',
+        path: `/api/v1/approvals/:id/${verb}`,
+        operationId: `${verb}Approval`,
+        summary: verb === 'approve' ? 'Approve: the job resumes' : 'Reject: the job fails with the reason',
+        tag: 'approvals',
+        access: 'user',
+        params: approvalParam,
+        answers: {
+          200: { description: 'the approval, decided (by the caller)', schema: S.approvalSchema },
+          404: approvalNotFound,
+          409: { description: 'already decided or expired', schema: S.errorSchema },
+        },
+      },
+      async (c, { principal, params }) => {
+        const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
+        const body = hasBody ? parseOrThrow(S.decisionSchema, await readJson(c)) : undefined;
+        const approval = await visibleApproval(principal, params.id);
+        return c.json(await queue.approvals[verb](approval.id, { by: principal!.user, comment: body?.comment }));
+      },
+    );
+  }
+
   // ---- events --------------------------------------------------------------------------------
 
   routes.add(

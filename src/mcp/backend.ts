@@ -12,6 +12,7 @@
 import type { Job, JobLog } from '../job.ts';
 import type { CleanupOptions, CleanupResult, JobPage, ListOptions } from '../queue.ts';
 import type { SubmitInput } from '../schema.ts';
+import type { Approval } from '../durable.ts';
 
 export interface McpBackend {
   /** Submits one job; a ValidationError (`invalid_input`) names the field at fault. */
@@ -28,4 +29,10 @@ export interface McpBackend {
   wait(idOrPrefix: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job>;
   /** A job's log lines after the line with id `after`, oldest first. */
   logs(idOrPrefix: string, options?: { after?: number; limit?: number }): Promise<JobLog[]>;
+  /** Approval gates (absent: the approval tools say so). `by` is who decides, where the backend does not know. */
+  approvals?: {
+    list(options?: { status?: Approval['status'][]; jobId?: string; limit?: number }): Promise<Approval[]>;
+    approve(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
+    reject(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
+  };
 }

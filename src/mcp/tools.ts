@@ -354,4 +354,60 @@ export const TOOLS: readonly Tool[] = [
       };
     },
   }),
+
+  tool({
+    name: 'get_approvals',
+    title: 'List approval requests',
+    description:
+      'Jobs that wait for a person to approve or reject something (a deploy, a payment, a message to send). ' +
+      'Each request has an approval_id, a title, details, the job it gates and its status: pending, approved, rejected or expired.',
+    schema: z.strictObject({
+      status: z
+        .enum(['pending', 'approved', 'rejected', 'expired'], { error: 'must be pending, approved, rejected or expired' })
+        .optional()
+        .describe('Only requests in this state (default: pending).'),
+      job_id: jobId.optional().describe('Only the requests of this job.'),
+      limit: integer(1, 200).optional().describe('At most this many (default: 50).'),
+    }),
+    annotations: { readOnlyHint: true, openWorldHint: false },
+    async run(backend, a) {
+      if (!backend.approvals) throw new ToolError('approvals are not available here');
+      const jobIdFull = a.job_id ? (await backend.get(a.job_id)).id : undefined;
+      const list = await backend.approvals.list({ status: [a.status ?? 'pending'], jobId: jobIdFull, limit: a.limit ?? 50 });
+      return {
+        count: list.length,
+        approvals: list.map((x) => ({
+          approval_id: x.id,
+          status: x.status,
+          title: x.title,
+          details: x.details,
+          job_id: x.jobId,
+          agent: x.agent,
+          assignee: x.assignee ?? undefined,
+          expires_at: x.expiresAt ?? undefined,
+          decided_by: x.decidedBy ?? undefined,
+          comment: x.comment ?? undefined,
+        })),
+      };
+    },
+  }),
+
+  tool({
+    name: 'decide_approval',
+    title: 'Approve or reject a request',
+    description:
+      'Decide an approval request: approve (the job goes on) or reject (the job fails with your comment as the reason). ' +
+      'A request can be decided once; deciding it again is an error that says how it was decided.',
+    schema: z.strictObject({
+      approval_id: text(100).describe('The approval_id from get_approvals.'),
+      decision: z.enum(['approve', 'reject'], { error: 'must be approve or reject' }).describe('approve or reject.'),
+      comment: text(10_000).optional().describe('Why; kept with the decision.'),
+    }),
+    annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    async run(backend, a) {
+      if (!backend.approvals) throw new ToolError('approvals are not available here');
+      const decided = await backend.approvals[a.decision](a.approval_id, { by: 'mcp', comment: a.comment });
+      return { success: true, approval_id: decided.id, status: decided.status, job_id: decided.jobId };
+    },
+  }),
 ];

@@ -161,6 +161,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   #emitError(error: unknown): void {
+    // A tick that was under way when the queue closed has nothing to report.
+    if (this.queue.closed) return;
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

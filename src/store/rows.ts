@@ -33,6 +33,8 @@ export interface JobRow {
   finished_at: number | null;
   heartbeat_at: number | null;
   lease_expires_at: number | null;
+  /** Absent where a query does not select it. */
+  wait_for?: string | null;
 }
 
 export interface LogRow {
@@ -96,6 +98,7 @@ export function rowToJob(r: JobRow, now: number): Job {
     finishedAt: isoOrNull(finishedAt),
     heartbeatAt: isoOrNull(r.heartbeat_at),
     leaseExpiresAt: isoOrNull(r.lease_expires_at),
+    waitingFor: r.wait_for == null ? null : (JSON.parse(r.wait_for) as Job['waitingFor']),
     durationMs,
   };
 }
@@ -134,6 +137,7 @@ export function newJobToJob(j: NewJob, status: JobStatus, error: string | null, 
     finishedAt: status === 'cancelled' ? created : null,
     heartbeatAt: null,
     leaseExpiresAt: null,
+    waitingFor: null,
     durationMs: null,
   };
 }

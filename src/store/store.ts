@@ -252,7 +252,82 @@ export interface UserStore {
   revokeTokens(user: string, tokenId?: string): Promise<number>;
 }
 
-export interface Store extends ScheduleStore, UserStore {
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
+
+export interface ApprovalRecord {
+  id: string;
+  jobId: string;
+  /** The owner of the job. */
+  owner: string | null;
+  agent: string;
+  title: string;
+  /** Encoded JSON. */
+  details: string;
+  assignee: string | null;
+  status: ApprovalStatus;
+  comment: string | null;
+  decidedBy: string | null;
+  decidedAt: number | null;
+  expiresAt: number | null;
+  createdAt: number;
+}
+
+export interface NewApproval {
+  id: string;
+  title: string;
+  details: string;
+  assignee: string | null;
+  expiresAt: number | null;
+}
+
+export interface WaitingJob {
+  id: string;
+  owner: string | null;
+  /** Encoded JSON: what it waits for (an event or a decision). */
+  waitFor: string;
+}
+
+/**
+ * Durable steps, suspended jobs and approvals: part of every engine. Every
+ * write a handler makes is fenced by its lease; every resume is exactly once
+ * (it checks the job still waits for the same thing).
+ */
+export interface DurableStore {
+  /** The finished steps of a job: name → encoded JSON result. */
+  getSteps(jobId: string): Promise<Map<string, string>>;
+  /** Stores (or replaces) a step's result while the lease holds; false when it does not. */
+  saveStep(lease: Lease, name: string, value: string): Promise<boolean>;
+  /**
+   * Parks a running job as `waiting` for `waitFor` (no lease, no slot, the
+   * attempt given back), with its approval request when it waits for one.
+   * False when the lease no longer holds.
+   */
+  suspendJob(lease: Lease, waitFor: string, approval?: NewApproval): Promise<boolean>;
+  /** Jobs waiting for an event or a decision. */
+  listWaits(): Promise<WaitingJob[]>;
+  /** A waiting job becomes pending with a step stored (the event or decision it waited for). */
+  resumeWait(id: string, waitFor: string, step: { name: string; value: string }): Promise<boolean>;
+  /** A waiting job fails (timeout, rejection, expiry); an approval's decision is stored with it. */
+  failWait(id: string, waitFor: string, error: string, approval?: ApprovalDecision): Promise<boolean>;
+  getApproval(id: string): Promise<ApprovalRecord | null>;
+  listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]>;
+  /**
+   * Records a decision on a pending approval and, in the same transaction,
+   * resumes its job (approved: with the decision as a step) or fails it.
+   * Null when it was no longer pending.
+   */
+  decideApproval(decision: ApprovalDecision, resume: { waitFor: string; step: { name: string; value: string } } | { waitFor: string; error: string }): Promise<ApprovalRecord | null>;
+}
+
+export interface ApprovalDecision {
+  id: string;
+  status: 'approved' | 'rejected' | 'expired';
+  by: string | null;
+  comment: string | null;
+  at: number;
+}
+
+export interface Store extends ScheduleStore, UserStore, DurableStore {
   readonly engine: 'sqlite' | 'postgres';
 
   /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */

@@ -12,7 +12,7 @@ import { forEachEngine, type Engine } from '../helpers/engines.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { agentq, BIN, freshDb, start } from './run.ts';
 
-const TOOL_NAMES = ['cancel_job', 'cleanup_jobs', 'get_job_logs', 'get_job_status', 'get_jobs', 'submit_job', 'wait_for_job'];
+const TOOL_NAMES = ['cancel_job', 'cleanup_jobs', 'decide_approval', 'get_approvals', 'get_job_logs', 'get_job_status', 'get_jobs', 'submit_job', 'wait_for_job'];
 
 interface Connection {
   client: Client;
@@ -79,7 +79,7 @@ async function flow(t: TestContext, engine: Engine): Promise<void> {
   const db = engine.name === 'sqlite' ? freshDb() : await engine.freshUrl();
   const w = await worker(db);
   const { client, stderr } = await connect(t, db);
-  assert.match(stderr(), /agentq mcp: serving 7 tools on stdio/);
+  assert.match(stderr(), /agentq mcp: serving 9 tools on stdio/);
 
   // What a model reads before it calls anything.
   assert.match(client.getInstructions() ?? '', /submit_job.*wait_for_job/s);
@@ -324,7 +324,7 @@ describe('agentq mcp', { concurrency: true }, () => {
     t.after(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    await waitFor(() => /serving 7 tools/.test(stderr), { what: 'the MCP server to start' });
+    await waitFor(() => /serving 9 tools/.test(stderr), { what: 'the MCP server to start' });
     child.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
     assert.match(stderr, /SIGTERM received — stopping/);

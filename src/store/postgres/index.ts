@@ -24,6 +24,7 @@
  */
 import { PostgresEvents } from './events.ts';
 import { PostgresUsers } from './users.ts';
+import { PostgresDurable } from './durable.ts';
 import pg from 'pg';
 import type { Clock } from '../../clock.ts';
 import { ConflictError, ValidationError } from '../../errors.ts';
@@ -44,6 +45,11 @@ import type {
   TokenRecord,
   UserRecord,
   UserRole,
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  NewApproval,
+  WaitingJob,
   NewEvent,
   StoredEvent,
   CancelResult,
@@ -259,6 +265,13 @@ export class PostgresStore implements Store, ScheduleStore {
       },
       notify: (c) => this.#notify(c),
     });
+    this.#durable = new PostgresDurable({
+      table: (name) => `${s}.${name}`,
+      q: (text, values, on) => this.#q(text, values, on),
+      tx: (fn) => this.#tx(fn),
+      notify: (c) => this.#notify(c),
+      now: () => this.now(),
+    });
     this.#users = new PostgresUsers({
       table: (name) => `${s}.${name}`,
       q: (text, values, on) => this.#q(text, values, on),
@@ -276,6 +289,7 @@ export class PostgresStore implements Store, ScheduleStore {
 
   readonly #events: PostgresEvents;
   readonly #users: PostgresUsers;
+  readonly #durable: PostgresDurable;
 
   /** Checks the server can be reached and measures the offset to its clock. */
   connect(): Promise<void> {
@@ -916,7 +930,7 @@ export class PostgresStore implements Store, ScheduleStore {
         started_at = NULL, heartbeat_at = NULL, updated_at = $1`,
       // Parked until its children finish (see #suspend), the attempt given back.
       wait: `status = 'waiting', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-        heartbeat_at = NULL, run_at = $1, updated_at = $1`,
+        heartbeat_at = NULL, wait_for = NULL, run_at = $1, updated_at = $1`,
     }[kind];
     const transition = {
       complete: 'complete',
@@ -1076,7 +1090,7 @@ export class PostgresStore implements Store, ScheduleStore {
     if (ids.length === 0) return false;
     const rows = await this.#q(
       `UPDATE ${this.#t.jobs} j SET status = 'pending', run_at = $2, updated_at = $2
-       WHERE j.id = ANY($1::text[]) AND j.status IN (${fromStatesSql('resume')}) AND NOT EXISTS (
+       WHERE j.id = ANY($1::text[]) AND j.status IN (${fromStatesSql('resume')}) AND j.wait_for IS NULL AND NOT EXISTS (
          SELECT 1 FROM ${this.#t.jobs} x WHERE x.parent_id = j.id AND x.status IN ('blocked','pending','running','waiting'))
        RETURNING j.id`,
       [ids, now],
@@ -1481,6 +1495,47 @@ export class PostgresStore implements Store, ScheduleStore {
 
   deleteEvents(before: number): Promise<number> {
     return this.#events.delete(before);
+  }
+
+  // ---- durable steps, suspended jobs, approvals (their SQL is in durable.ts) -----------------
+
+  getSteps(jobId: string): Promise<Map<string, string>> {
+    return this.#durable.getSteps(jobId);
+  }
+
+  saveStep(lease: Lease, name: string, value: string): Promise<boolean> {
+    return this.#durable.saveStep(lease, name, value);
+  }
+
+  suspendJob(lease: Lease, waitFor: string, approval?: NewApproval): Promise<boolean> {
+    return this.#durable.suspend(lease, waitFor, approval);
+  }
+
+  listWaits(): Promise<WaitingJob[]> {
+    return this.#durable.listWaits();
+  }
+
+  resumeWait(id: string, waitFor: string, step: { name: string; value: string }): Promise<boolean> {
+    return this.#durable.resumeWait(id, waitFor, step);
+  }
+
+  failWait(id: string, waitFor: string, error: string, approval?: ApprovalDecision): Promise<boolean> {
+    return this.#durable.failWait(id, waitFor, error, approval);
+  }
+
+  getApproval(id: string): Promise<ApprovalRecord | null> {
+    return this.#durable.getApproval(id);
+  }
+
+  listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]> {
+    return this.#durable.listApprovals(filter);
+  }
+
+  decideApproval(
+    decision: ApprovalDecision,
+    then: { waitFor: string; step: { name: string; value: string } } | { waitFor: string; error: string },
+  ): Promise<ApprovalRecord | null> {
+    return this.#durable.decideApproval(decision, then);
   }
 
   // ---- users and tokens (their SQL is in users.ts) --------------------------------------------

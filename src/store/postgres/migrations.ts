@@ -17,6 +17,7 @@
 import { eventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
+import { durableMigrationSql } from './durable.ts';
 
 export interface Migration {
   version: number;
@@ -126,5 +127,10 @@ CREATE TABLE ${s}.agents (
     version: 4,
     name: 'users',
     sql: usersMigrationSql,
+  },
+  {
+    version: 5,
+    name: 'durable steps and approvals',
+    sql: durableMigrationSql,
   },
 ];

@@ -37,6 +37,11 @@ import type {
   TokenRecord,
   UserRecord,
   UserRole,
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  NewApproval,
+  WaitingJob,
   JobEventType,
   NewEvent,
   StoredEvent,
@@ -59,6 +64,7 @@ import type {
 import { migrations } from './migrations.ts';
 import { SqliteSchedules } from './schedules.ts';
 import { SqliteUsers } from './users.ts';
+import { SqliteDurable } from './durable.ts';
 import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
 export interface SqliteStoreOptions {
@@ -528,7 +534,7 @@ export class SqliteStore implements Store {
         const parked = this.#get<{ status: JobStatus }>(
           `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
                AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
-             attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
+             attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL, wait_for = NULL,
              run_at = ?, updated_at = ?
            WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`,
           now,
@@ -631,7 +637,7 @@ export class SqliteStore implements Store {
     for (const child of childIds) {
       const resumed = this.#all<{ id: string }>(
         `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
-         WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')})
+         WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')}) AND wait_for IS NULL
            AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
              AND c.status IN ('blocked','pending','running','waiting'))
          RETURNING id`,
@@ -947,6 +953,56 @@ export class SqliteStore implements Store {
 
   async fireSchedule(firing: ScheduleFiring): Promise<FiringResult> {
     return this.#schedules.fire(firing);
+  }
+
+  // ---- durable steps, suspended jobs, approvals (their SQL is in durable.ts) -----------------
+
+  readonly #durable = new SqliteDurable({
+    all: (sql, ...params) => this.#all(sql, ...params),
+    get: (sql, ...params) => this.#get(sql, ...params),
+    run: (sql, ...params) => this.#run(sql, ...params),
+    tx: (fn) => this.#tx(fn),
+    now: () => this.now(),
+    note: (type, ids) => this.#note(type, ids),
+  });
+
+  async getSteps(jobId: string): Promise<Map<string, string>> {
+    return this.#durable.getSteps(jobId);
+  }
+
+  async saveStep(lease: Lease, name: string, value: string): Promise<boolean> {
+    return this.#durable.saveStep(lease, name, value);
+  }
+
+  async suspendJob(lease: Lease, waitFor: string, approval?: NewApproval): Promise<boolean> {
+    return this.#durable.suspend(lease, waitFor, approval);
+  }
+
+  async listWaits(): Promise<WaitingJob[]> {
+    return this.#durable.listWaits();
+  }
+
+  async resumeWait(id: string, waitFor: string, step: { name: string; value: string }): Promise<boolean> {
+    return this.#durable.resumeWait(id, waitFor, step);
+  }
+
+  async failWait(id: string, waitFor: string, error: string, approval?: ApprovalDecision): Promise<boolean> {
+    return this.#durable.failWait(id, waitFor, error, approval);
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | null> {
+    return this.#durable.getApproval(id);
+  }
+
+  async listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]> {
+    return this.#durable.listApprovals(filter);
+  }
+
+  async decideApproval(
+    decision: ApprovalDecision,
+    then: { waitFor: string; step: { name: string; value: string } } | { waitFor: string; error: string },
+  ): Promise<ApprovalRecord | null> {
+    return this.#durable.decideApproval(decision, then);
   }
 
   // ---- users and tokens (their SQL is in users.ts) --------------------------------------------

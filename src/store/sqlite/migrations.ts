@@ -4,6 +4,7 @@
  * epoch; JSON is stored as text.
  */
 import { usersMigrationSql } from './users.ts';
+import { durableMigrationSql } from './durable.ts';
 
 export interface Migration {
   version: number;
@@ -144,5 +145,10 @@ CREATE INDEX events_created ON events (created_at);
     version: 4,
     name: 'users',
     sql: usersMigrationSql,
+  },
+  {
+    version: 5,
+    name: 'durable steps and approvals',
+    sql: durableMigrationSql,
   },
 ];
