@@ -1,5 +1,5 @@
 /** agentq: a durable job queue, scheduler and event bus for AI-agent work. */
-export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
+export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type Throughput, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
 export { Events, compilePattern, type AgentqEvent, type PublishInput, type ReadOptions, type SubscribeOptions, type Subscription } from './events.ts';
 export { JOB_EVENT_TYPES, type JobEventType } from './store/store.ts';
 export { Users, hashToken, type User, type Principal, type IssuedToken } from './users.ts';
