@@ -324,7 +324,7 @@ forEachEngine((engine) => {
 
     it('throughput per minute, a job’s events, search by id prefix: each of the caller’s own jobs only', async () => {
       const { queue, call, alice, bob } = await setup(engine);
-      const jobs = [];
+      const jobs: Array<{ id: string }> = [];
       for (let i = 0; i < 4; i++) jobs.push((await call('POST', '/api/v1/jobs', { token: alice, body: { agent: 'w', maxAttempts: 1 } })).body);
       const bobs = (await call('POST', '/api/v1/jobs', { token: bob, body: { agent: 'w' } })).body;
       const worker = new Worker(queue, {
@@ -383,7 +383,8 @@ forEachEngine((engine) => {
       assert.equal((await fetch(`${server.url}/api/v1/jobs`, { headers: { cookie } })).status, 200, 'a read by cookie');
       assert.equal((await post({ origin: server.url })).status, 202, 'same origin');
       assert.equal((await post({ 'sec-fetch-site': 'same-origin' })).status, 202, 'Sec-Fetch-Site: same-origin');
-      for (const headers of [{}, { origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { origin: server.url, 'sec-fetch-site': 'same-site' }, { origin: `http://${host}.evil.example` }]) {
+      const refused: Array<Record<string, string>> = [{}, { origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { origin: server.url, 'sec-fetch-site': 'same-site' }, { origin: `http://${host}.evil.example` }];
+      for (const headers of refused) {
         const r = await post(headers);
         assert.equal(r.status, 403, JSON.stringify(headers));
         assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'forbidden');
