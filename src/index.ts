@@ -4,6 +4,7 @@ export { Events, compilePattern, type AgentqEvent, type PublishInput, type ReadO
 export { JOB_EVENT_TYPES, type JobEventType } from './store/store.ts';
 export { Users, hashToken, type User, type Principal, type IssuedToken } from './users.ts';
 export { createApi, type Api, type ApiOptions } from './http/server.ts';
+export { mountDashboard, SESSION_COOKIE, DASHBOARD_CSP, type DashboardOptions } from './http/dashboard.ts';
 export { startHttpServer, type HttpServer, type HttpServerOptions } from './http/node.ts';
 export { Worker, type WorkerOptions, type Handler, type Handlers, type JobContext, type WorkerEvents } from './worker.ts';
 export {
