@@ -90,29 +90,21 @@ export function json(value) {
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
 }
 
-/** Calls fn at most every `ms`, and once more after the last call. */
+/** Calls fn at most every `ms`; calls while one is due join it. */
 export function throttle(fn, ms) {
   let timer = null;
-  let again = false;
   let last = 0;
-  const run = () => {
-    timer = null;
-    last = Date.now();
-    again = false;
-    fn();
-  };
   const call = () => {
-    if (timer) {
-      again = true;
-      return;
-    }
-    const wait = Math.max(0, last + ms - Date.now());
-    timer = setTimeout(run, wait);
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      fn();
+    }, Math.max(0, last + ms - Date.now()));
   };
   call.cancel = () => {
     clearTimeout(timer);
     timer = null;
-    void again;
   };
   return call;
 }
