@@ -19,7 +19,7 @@ import {
 } from './errors.ts';
 import type { Job, JobLog } from './job.ts';
 import type { AgentqEvent, PublishInput, Subscription } from './events.ts';
-import type { CleanupResult, JobPage, JobTree, ListOptions, Stats } from './queue.ts';
+import type { CleanupResult, JobPage, JobTree, ListOptions, Stats, Throughput } from './queue.ts';
 import type { GraphJobInput, SubmitInput } from './schema.ts';
 import type { ApplyResult, Schedule } from './schedules/schedules.ts';
 import type { WorkerInfo } from './store/store.ts';
@@ -199,6 +199,11 @@ export class AgentqClient {
     return this.#call('GET', '/api/v1/stats');
   }
 
+  /** Jobs finished per minute over the last `minutes` (default 60), oldest first. */
+  throughput(minutes?: number): Promise<Throughput> {
+    return this.#call('GET', `/api/v1/stats/throughput${query({ minutes })}`);
+  }
+
   async workers(): Promise<WorkerInfo[]> {
     return (await this.#call<{ workers: WorkerInfo[] }>('GET', '/api/v1/workers')).workers;
   }
@@ -366,5 +371,5 @@ export class AgentqClient {
   };
 }
 
-export type { Approval, Job, JobLog, JobPage, JobTree, ListOptions, Stats, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
+export type { Approval, Job, JobLog, JobPage, JobTree, ListOptions, Stats, Throughput, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
 export { AgentqError, ValidationError, NotFoundError, ConflictError, PayloadTooLargeError, AmbiguousIdError, WaitTimeoutError };

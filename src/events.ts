@@ -82,7 +82,8 @@ export function compilePattern(pattern: string): TypePattern {
   return { source: pattern, regex, like };
 }
 
-function toEvent(e: StoredEvent): AgentqEvent {
+/** A stored event as readers see it (its payload parsed, its time in ISO 8601). */
+export function toEvent(e: StoredEvent): AgentqEvent {
   return {
     id: e.id,
     type: e.type,

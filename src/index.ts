@@ -1,10 +1,11 @@
 /** agentq: a durable job queue, scheduler and event bus for AI-agent work. */
-export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
+export { Queue, type QueueOptions, type ListOptions, type JobPage, type Stats, type Throughput, type CleanupOptions, type CleanupResult, type JobTree } from './queue.ts';
 export { Events, compilePattern, type AgentqEvent, type PublishInput, type ReadOptions, type SubscribeOptions, type Subscription } from './events.ts';
 export { JOB_EVENT_TYPES, type JobEventType } from './store/store.ts';
 export { Approvals, WaitFailedError, type Approval, type ApprovalGranted, type DurableContext } from './durable.ts';
 export { Users, hashToken, type User, type Principal, type IssuedToken } from './users.ts';
 export { createApi, type Api, type ApiOptions } from './http/server.ts';
+export { mountDashboard, SESSION_COOKIE, DASHBOARD_CSP, type DashboardOptions } from './http/dashboard.ts';
 export { startHttpServer, type HttpServer, type HttpServerOptions } from './http/node.ts';
 export { Worker, type WorkerOptions, type Handler, type Handlers, type JobContext, type WorkerEvents } from './worker.ts';
 export {

@@ -31,7 +31,7 @@ import {
 } from './schema.ts';
 import type { JobFilter, NewJob, RescueResult, Store, WorkerInfo } from './store/store.ts';
 import { Schedules } from './schedules/schedules.ts';
-import { Events } from './events.ts';
+import { Events, toEvent, type AgentqEvent } from './events.ts';
 import { Users } from './users.ts';
 import { Approvals } from './durable.ts';
 
@@ -65,6 +65,8 @@ export interface ListOptions {
   tag?: string;
   parentId?: string;
   scheduleId?: string;
+  /** Only jobs whose id starts with this (case does not matter). */
+  idPrefix?: string;
   /** The `nextCursor` of the previous page. */
   cursor?: string;
   /** Page size. (Default: 50, at most 1000) */
@@ -88,6 +90,13 @@ export interface Stats {
   total: number;
   byStatus: Record<JobStatus, number>;
   byAgent: Record<string, Record<JobStatus, number> & { total: number }>;
+}
+
+/** Jobs finished per minute, oldest minute first. */
+export interface Throughput {
+  /** The first minute's start (epoch ms). */
+  since: number;
+  minutes: { at: number; completed: number; failed: number; cancelled: number }[];
 }
 
 export interface CleanupOptions {
@@ -382,6 +391,7 @@ export class Queue {
       tag: options.tag,
       parentId: options.parentId,
       scheduleId: options.scheduleId,
+      idPrefix: options.idPrefix == null || options.idPrefix.trim() === '' ? undefined : options.idPrefix.trim().toUpperCase(),
       after: options.cursor,
       order: options.order,
       limit: limit + 1,
@@ -409,6 +419,33 @@ export class Queue {
       agent.total += count;
     }
     return stats;
+  }
+
+  /**
+   * What happened to a job, oldest first: its events (job.created, job.started, job.failed, ...)
+   * as long as the event retention kept them. Reads only the events of the job's lifetime.
+   */
+  async jobEvents(idOrPrefix: string, options: { limit?: number } = {}): Promise<AgentqEvent[]> {
+    const job = await this.get(idOrPrefix);
+    const limit = Math.min(options.limit ?? 500, 10_000);
+    const from = Date.parse(job.createdAt) - 1000;
+    const to = job.finishedAt ? Date.parse(job.finishedAt) + 60_000 : undefined;
+    const rows = await this.store.listEvents({ after: 0, limit, jobId: job.id, createdFrom: from, createdTo: to });
+    return rows.map(toEvent);
+  }
+
+  /** Jobs that finished in each of the last `minutes` minutes (this one included), per status: of every job, or of one owner's. */
+  async throughput(options: { minutes?: number; owner?: string } = {}): Promise<Throughput> {
+    const minutes = options.minutes ?? 60;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new ValidationError('minutes', 'must be an integer from 1 to 1440');
+    const first = Math.floor(this.store.now() / 60_000) - minutes + 1;
+    const out: Throughput = { since: first * 60_000, minutes: [] };
+    for (let i = 0; i < minutes; i++) out.minutes.push({ at: (first + i) * 60_000, completed: 0, failed: 0, cancelled: 0 });
+    for (const row of await this.store.throughput(first * 60_000, options.owner)) {
+      const slot = out.minutes[row.minute - first];
+      if (slot && (row.status === 'completed' || row.status === 'failed' || row.status === 'cancelled')) slot[row.status] += row.count;
+    }
+    return out;
   }
 
   /** Running jobs whose last heartbeat is older than the hung timeout. */

@@ -322,6 +322,79 @@ forEachEngine((engine) => {
       assert.notEqual(bobs[0].jobId, first[0].id);
     });
 
+    it('throughput per minute, a job’s events, search by id prefix: each of the caller’s own jobs only', async () => {
+      const { queue, call, alice, bob } = await setup(engine);
+      const jobs: Array<{ id: string }> = [];
+      for (let i = 0; i < 4; i++) jobs.push((await call('POST', '/api/v1/jobs', { token: alice, body: { agent: 'w', maxAttempts: 1 } })).body);
+      const bobs = (await call('POST', '/api/v1/jobs', { token: bob, body: { agent: 'w' } })).body;
+      const worker = new Worker(queue, {
+        handlers: {
+          w: async (job) => {
+            if (job.id === jobs[1].id) throw new Error('no');
+            return 1;
+          },
+        },
+        pollIntervalMs: 20,
+      });
+      await call('POST', `/api/v1/jobs/${jobs[3].id}/cancel`, { token: alice });
+      await worker.start();
+      await waitFor(async () => (await queue.stats()).byStatus.pending === 0 && (await queue.stats()).byStatus.running === 0, { what: 'every job run' });
+      await worker.stop();
+      const sum = (body: { minutes: Array<Record<string, number>> }, key: string) => body.minutes.reduce((n, m) => n + m[key], 0);
+      const tp = await call('GET', '/api/v1/stats/throughput?minutes=5', { token: alice });
+      assert.equal(tp.status, 200, JSON.stringify(tp.body));
+      assert.equal(tp.body.minutes.length, 5);
+      assert.ok(tp.body.minutes.every((m: { at: number }, i: number) => m.at === tp.body.since + i * 60_000), 'one entry per minute, oldest first');
+      assert.equal(sum(tp.body, 'completed'), 2, 'Alice’s completed jobs, not Bob’s');
+      assert.equal(sum(tp.body, 'failed'), 1);
+      assert.equal(sum(tp.body, 'cancelled'), 1);
+      const all = await call('GET', '/api/v1/stats/throughput');
+      assert.equal(all.body.minutes.length, 60, 'an hour by default');
+      assert.equal(sum(all.body, 'completed') + sum(all.body, 'failed') + sum(all.body, 'cancelled'), 5, 'the admin counts every job');
+      assert.equal((await call('GET', '/api/v1/stats/throughput?minutes=0')).status, 400);
+
+      const events = await call('GET', `/api/v1/jobs/${jobs[0].id}/events`, { token: alice });
+      assert.equal(events.status, 200);
+      assert.deepEqual(events.body.events.map((e: { type: string }) => e.type), ['job.created', 'job.started', 'job.completed']);
+      assert.ok(events.body.events.every((e: { jobId: string }) => e.jobId === jobs[0].id));
+      assert.equal((await call('GET', `/api/v1/jobs/${jobs[0].id}/events`, { token: bob })).status, 404);
+
+      const prefix = await call('GET', `/api/v1/jobs?idPrefix=${jobs[2].id.toLowerCase()}`, { token: alice });
+      assert.deepEqual(prefix.body.jobs.map((j: { id: string }) => j.id), [jobs[2].id]);
+      let shared = jobs[0].id;
+      while (!jobs.every((j) => j.id.startsWith(shared))) shared = shared.slice(0, -1);
+      const mine = await call('GET', `/api/v1/jobs?idPrefix=${shared}&limit=2`, { token: alice });
+      assert.ok(mine.body.jobs.length === 2 && mine.body.nextCursor, 'keyset pages within a prefix');
+      const next = await call('GET', `/api/v1/jobs?idPrefix=${shared}&limit=2&cursor=${mine.body.nextCursor}`, { token: alice });
+      assert.deepEqual([...mine.body.jobs, ...next.body.jobs].map((j: { id: string }) => j.id).sort(), jobs.map((j) => j.id).filter((id) => id.startsWith(shared)).sort());
+      assert.equal((await call('GET', `/api/v1/jobs?idPrefix=${bobs.id}`, { token: alice })).body.jobs.length, 0, 'not Bob’s');
+      const doc = (await call('GET', '/api/v1/openapi.json')).body;
+      assert.ok(doc.paths['/api/v1/stats/throughput'].get && doc.paths['/api/v1/jobs/{id}/events'].get, 'both in the document');
+    });
+
+    it('with a cookie name: a token from the cookie works, but its state changes must come from the same origin', async () => {
+      const { queue, alice } = await setup(engine);
+      const server = await startHttpServer(queue, { port: 0, cookieName: 'agentq_session' });
+      after(() => server.close());
+      const host = new URL(server.url).host;
+      const cookie = `agentq_session=${encodeURIComponent(alice)}`;
+      const post = (headers: Record<string, string>) =>
+        fetch(`${server.url}/api/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', cookie, ...headers }, body: '{"agent":"w"}' });
+      assert.equal((await fetch(`${server.url}/api/v1/jobs`, { headers: { cookie } })).status, 200, 'a read by cookie');
+      assert.equal((await post({ origin: server.url })).status, 202, 'same origin');
+      assert.equal((await post({ 'sec-fetch-site': 'same-origin' })).status, 202, 'Sec-Fetch-Site: same-origin');
+      const refused: Array<Record<string, string>> = [{}, { origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { origin: server.url, 'sec-fetch-site': 'same-site' }, { origin: `http://${host}.evil.example` }];
+      for (const headers of refused) {
+        const r = await post(headers);
+        assert.equal(r.status, 403, JSON.stringify(headers));
+        assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'forbidden');
+      }
+      const bearer = await fetch(`${server.url}/api/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}`, origin: 'https://evil.example' }, body: '{"agent":"w"}' });
+      assert.equal(bearer.status, 202, 'a Bearer token is not a cookie: no cross-site rule');
+      assert.equal((await queue.stats()).total, 3);
+      assert.equal((await fetch(`${server.url}/api/v1/jobs`, { headers: { cookie: 'agentq_session=aq_nope' } })).status, 401);
+    });
+
     it('the typed client: library method names, wait over SSE, typed errors', async () => {
       const { queue, server, alice, bob } = await setup(engine);
       const client = new AgentqClient({ url: server.url, token: alice });

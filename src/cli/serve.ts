@@ -34,6 +34,7 @@ function banner(ctx: Context, opts: ServeOptions, workers: readonly Worker[], ht
   const lines = [
     `${p('bold', 'agentq')} is running`,
     '',
+    `  ${p('dim', 'dashboard')}    ${http.url}/  ${p('dim', '(sign in with an API token)')}`,
     `  ${p('dim', 'api')}          ${http.url}/api/v1  ${p('dim', `(OpenAPI: ${http.url}/api/v1/openapi.json)`)}`,
     `  ${p('dim', 'database')}     ${databaseLocation(ctx, opts)}`,
     ...(workers.length
@@ -96,7 +97,7 @@ export async function serve(ctx: Context, opts: ServeOptions): Promise<number> {
       await firstAdmin(ctx, queue);
       let http: HttpServer;
       try {
-        http = await startHttpServer(queue, { host, port });
+        http = await startHttpServer(queue, { host, port, dashboard: true });
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') throw new CliError(`port ${port} on ${host} is in use`, { hint: 'choose another with --port N (0 picks a free one)' });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Queue } from '../queue.ts';
+import { mountDashboard, SESSION_COOKIE } from './dashboard.ts';
 import { createApi, type Api, type ApiOptions } from './server.ts';
 
 export interface HttpServerOptions extends ApiOptions {
@@ -10,7 +11,9 @@ export interface HttpServerOptions extends ApiOptions {
   host?: string;
   /** (Default: 8080; 0 picks a free port) */
   port?: number;
-  /** Adds routes before the API's catch-all (the dashboard). */
+  /** Serves the web dashboard at / (and lets the API read the token from its session cookie). */
+  dashboard?: boolean;
+  /** Adds routes before the API's catch-all. */
   extend?: (api: Api) => void;
 }
 
@@ -26,7 +29,9 @@ export interface HttpServer {
 
 export async function startHttpServer(queue: Queue, options: HttpServerOptions = {}): Promise<HttpServer> {
   const host = options.host ?? '127.0.0.1';
-  const api = createApi(queue, options);
+  const cookieName = options.dashboard ? (options.cookieName ?? SESSION_COOKIE) : options.cookieName;
+  const api = createApi(queue, { ...options, cookieName });
+  if (options.dashboard) mountDashboard(api, queue, { cookieName });
   options.extend?.(api);
   api.metrics.start();
   const server = createAdaptorServer({ fetch: api.app.fetch, hostname: host }) as Server;

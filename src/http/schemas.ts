@@ -77,6 +77,7 @@ export const listQuerySchema = z.strictObject({
   tag: z.string().max(200).optional(),
   parentId: z.string().max(200).optional(),
   scheduleId: z.string().max(200).optional(),
+  idPrefix: z.string().max(26).optional().meta({ description: 'only ids that start with this' }),
   cursor: z.string().max(200).optional().meta({ description: 'the nextCursor of the previous page' }),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
   order: z.enum(['asc', 'desc']).optional(),
@@ -91,6 +92,10 @@ export const cancelBodySchema = z
 export const logsQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).optional().meta({ description: 'the id of the last line seen' }),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+export const jobEventsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(10_000).optional().meta({ description: 'at most this many (default 500)' }),
 });
 
 export const logSchema = z.object({
@@ -124,6 +129,19 @@ export const statsSchema = z.object({
   byStatus: counts,
   byAgent: z.record(z.string(), counts),
 });
+
+export const throughputQuerySchema = z.strictObject({
+  minutes: z.coerce.number().int().min(1).max(1440).optional().meta({ description: 'how many minutes back, this one included (default 60)' }),
+});
+
+export const throughputSchema = z
+  .object({
+    since: z.number().int().meta({ description: "the first minute's start, epoch ms" }),
+    minutes: z.array(
+      z.object({ at: z.number().int().meta({ description: 'epoch ms' }), completed: z.number().int(), failed: z.number().int(), cancelled: z.number().int() }),
+    ),
+  })
+  .meta({ id: 'Throughput' });
 
 export const workerSchema = z.object({
   id: z.string(),

@@ -47,21 +47,60 @@ function errorBody(error: AgentqError | { code: string; message: string; details
   return { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
 }
 
-function bearer(c: Context, cookieName?: string): string | null {
+/** The value of a cookie, or null. */
+export function readCookie(c: Context, name: string): string | null {
+  const cookie = c.req.header('cookie') ?? '';
+  for (const part of cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) {
+      try {
+        return decodeURIComponent(v.join('='));
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
+
+/** The token of a request and where it came from: the Authorization header, else the cookie. */
+function credentials(c: Context, cookieName?: string): { token: string; cookie: boolean } | null {
   const header = c.req.header('authorization');
   if (header != null) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) fail('unauthorized', 401, 'the Authorization header must be: Bearer <token>');
-    return m[1];
+    return { token: m[1], cookie: false };
   }
-  if (cookieName) {
-    const cookie = c.req.header('cookie') ?? '';
-    for (const part of cookie.split(';')) {
-      const [k, ...v] = part.trim().split('=');
-      if (k === cookieName) return decodeURIComponent(v.join('='));
+  const token = cookieName ? readCookie(c, cookieName) : null;
+  return token ? { token, cookie: true } : null;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a request comes from a page of this server: Sec-Fetch-Site says
+ * same-origin, or Origin names this host. Without either, it does not.
+ */
+export function sameOrigin(c: Context): boolean {
+  const site = c.req.header('sec-fetch-site');
+  if (site != null && site !== 'same-origin') return false;
+  const origin = c.req.header('origin');
+  if (origin != null) {
+    let host: string;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      return false; // "null" and anything else that is not a URL
     }
+    return host !== '' && host.toLowerCase() === (c.req.header('host') ?? '').toLowerCase();
   }
-  return null;
+  return site === 'same-origin';
+}
+
+/** Refuses a state change authenticated by a cookie unless it comes from this server's own pages. */
+export function checkCrossSite(c: Context): void {
+  if (SAFE_METHODS.has(c.req.method)) return;
+  if (!sameOrigin(c)) fail('forbidden', 403, 'cross-site request refused: a request signed in by cookie must come from this server\'s pages (or send Authorization: Bearer)');
 }
 
 export function createApi(queue: Queue, options: ApiOptions = {}): Api {
@@ -97,9 +136,11 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
 
   const authorize = async (c: Context<Env>, access: Access): Promise<Principal | null> => {
     if (access === 'public') return null;
-    const token = bearer(c, options.cookieName);
-    if (token == null) fail('unauthorized', 401, 'sign in: send Authorization: Bearer <token> (make one with: agentq users token NAME)');
-    const principal = await queue.users.authenticate(token);
+    const given = credentials(c, options.cookieName);
+    if (given == null) fail('unauthorized', 401, 'sign in: send Authorization: Bearer <token> (make one with: agentq users token NAME)');
+    // A cookie goes with every request the browser makes, also those another site starts.
+    if (given.cookie) checkCrossSite(c);
+    const principal = await queue.users.authenticate(given.token);
     if (!principal) fail('unauthorized', 401, 'the token is unknown or revoked');
     if (access === 'admin' && principal.role !== 'admin') fail('forbidden', 403, 'this needs an admin token');
     c.set('principal', principal);
@@ -325,6 +366,23 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
   routes.add(
     {
       method: 'get',
+      path: '/api/v1/jobs/:id/events',
+      operationId: 'jobEvents',
+      summary: "A job's events, oldest first (its timeline: created, started, retrying, failed, ...), as far as event retention kept them",
+      tag: 'jobs',
+      access: 'user',
+      params: idParam,
+      query: S.jobEventsQuerySchema,
+      answers: { 200: { description: 'events', schema: z.object({ events: z.array(S.eventSchema) }) }, 404: notFound },
+    },
+    async (c, { principal, params, query }) => {
+      const job = await visibleJob(principal, params.id);
+      return c.json({ events: await queue.jobEvents(job.id, { limit: query.limit }) });
+    },
+  );
+  routes.add(
+    {
+      method: 'get',
       path: '/api/v1/users/:user/jobs',
       operationId: 'userJobs',
       summary: "One user's jobs (a user may ask for their own)",
@@ -380,6 +438,21 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       answers: { 200: { description: 'what went (or would go)', schema: S.cleanupResultSchema } },
     },
     async (c, { body }) => c.json(await queue.cleanup(body)),
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/stats/throughput',
+      operationId: 'throughput',
+      summary: 'Jobs finished per minute (completed, failed, cancelled) over the last minutes, oldest first (a user: their own)',
+      tag: 'jobs',
+      access: 'user',
+      query: S.throughputQuerySchema,
+      answers: { 200: { description: 'one entry per minute', schema: S.throughputSchema }, 400: { description: 'bad minutes', schema: S.errorSchema } },
+    },
+    async (c, { principal, query }) =>
+      c.json(await queue.throughput({ minutes: query.minutes ?? 60, ...(isAdmin(principal) ? {} : { owner: principal!.user }) })),
   );
 
   // ---- workers and agents --------------------------------------------------------------------

@@ -75,6 +75,8 @@ export interface JobFilter {
   tag?: string;
   parentId?: string;
   scheduleId?: string;
+  /** Only ids that start with this (a range on the primary key). */
+  idPrefix?: string;
   /** Keyset cursor: the id of the last job of the previous page. */
   after?: string;
   /** Newest first (desc, the default) or oldest first. */
@@ -93,6 +95,13 @@ export interface NewLog {
 export interface StatsRow {
   status: JobStatus;
   agent: string;
+  count: number;
+}
+
+/** Jobs that finished in one minute with one status (`minute` = epoch ms / 60000, floored). */
+export interface ThroughputRow {
+  minute: number;
+  status: JobStatus;
   count: number;
 }
 
@@ -378,6 +387,8 @@ export interface Store extends ScheduleStore, UserStore, DurableStore {
 
   /** Counts per status and agent: of every job, or of one owner's. */
   stats(owner?: string): Promise<StatsRow[]>;
+  /** Finished jobs per minute and status since `since` (epoch ms): of every job, or of one owner's. A range on finished_at. */
+  throughput(since: number, owner?: string): Promise<ThroughputRow[]>;
   /** Deletes (or with dryRun, lists) finished jobs and their logs. Returns their ids. */
   cleanup(params: CleanupParams): Promise<string[]>;
 
@@ -460,4 +471,9 @@ export interface EventFilter {
   target?: string;
   /** Only events of this owner's jobs and published events without an owner. */
   owner?: string;
+  /** Only events about this job. */
+  jobId?: string;
+  /** Only events created in this range (epoch ms, both ends included): with jobId, a range on the created_at index bounds the scan. */
+  createdFrom?: number;
+  createdTo?: number;
 }

@@ -162,6 +162,18 @@ export class PostgresEvents {
       values.push(f.owner);
       where.push(`(owner IS NULL OR owner = $${values.length})`);
     }
+    if (f.jobId != null) {
+      values.push(f.jobId.replace(/\u0000/g, ''));
+      where.push(`job_id = $${values.length}`);
+    }
+    if (f.createdFrom != null) {
+      values.push(f.createdFrom);
+      where.push(`created_at >= $${values.length}`);
+    }
+    if (f.createdTo != null) {
+      values.push(f.createdTo);
+      where.push(`created_at <= $${values.length}`);
+    }
     values.push(f.limit);
     const rows = await this.#db.q<EventRow & Record<string, unknown>>(
       `SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#db.table}

@@ -69,6 +69,7 @@ import type {
   ScheduleRecord,
   ScheduleStore,
   StatsRow,
+  ThroughputRow,
   Store,
   WorkerInfo,
   WorkerRegistration,
@@ -740,6 +741,10 @@ export class PostgresStore implements Store, ScheduleStore {
     if (filter.tag != null) where.push(`tags::jsonb ? ${add(filter.tag.replace(/\u0000/g, ''))}::text`);
     if (filter.parentId != null) where.push(`parent_id = ${add(filter.parentId.replace(/\u0000/g, ''))}`);
     if (filter.scheduleId != null) where.push(`schedule_id = ${add(filter.scheduleId.replace(/\u0000/g, ''))}`);
+    if (filter.idPrefix != null) {
+      const prefix = filter.idPrefix.replace(/\u0000/g, '');
+      where.push(`id >= ${add(prefix)} AND id < ${add(prefix + '\uffff')}`);
+    }
     const desc = filter.order !== 'asc';
     if (filter.after != null) where.push(`id ${desc ? '<' : '>'} ${add(filter.after.replace(/\u0000/g, ''))}`);
     const sql = `SELECT * FROM ${this.#t.jobs} ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
@@ -1335,6 +1340,15 @@ export class PostgresStore implements Store, ScheduleStore {
       owner == null ? undefined : [owner],
     );
     return rows.map((r) => ({ status: r.status, agent: r.agent, count: Number(r.count) }));
+  }
+
+  async throughput(since: number, owner?: string): Promise<ThroughputRow[]> {
+    const rows = await this.#one<{ minute: string; status: JobStatus; count: number }>(
+      `SELECT finished_at / 60000 AS minute, status, count(*)::int AS count FROM ${this.#t.jobs}
+        WHERE finished_at >= $1 ${owner != null ? 'AND owner = $2' : ''} GROUP BY 1, 2`,
+      owner != null ? [since, owner] : [since],
+    );
+    return rows.map((r) => ({ minute: Number(r.minute), status: r.status, count: Number(r.count) }));
   }
 
   async cleanup(p: CleanupParams): Promise<string[]> {

@@ -57,6 +57,7 @@ import type {
   Outcome,
   RescueResult,
   StatsRow,
+  ThroughputRow,
   Store,
   WorkerInfo,
   WorkerRegistration,
@@ -365,6 +366,10 @@ export class SqliteStore implements Store {
     if (filter.scheduleId != null) {
       where.push('schedule_id = ?');
       params.push(filter.scheduleId);
+    }
+    if (filter.idPrefix != null) {
+      where.push('id >= ? AND id < ?');
+      params.push(filter.idPrefix, filter.idPrefix + '\uffff');
     }
     const desc = filter.order !== 'asc';
     if (filter.after != null) {
@@ -819,6 +824,13 @@ export class SqliteStore implements Store {
     return this.#all<StatsRow>('SELECT status, agent, count(*) AS count FROM jobs GROUP BY status, agent');
   }
 
+  async throughput(since: number, owner?: string): Promise<ThroughputRow[]> {
+    const sql = `SELECT finished_at / 60000 AS minute, status, count(*) AS count FROM jobs INDEXED BY jobs_finished
+      WHERE finished_at >= ? ${owner != null ? 'AND owner = ?' : ''} GROUP BY minute, status`;
+    const rows = owner != null ? this.#all<ThroughputRow>(sql, since, owner) : this.#all<ThroughputRow>(sql, since);
+    return rows.map((r) => ({ minute: Number(r.minute), status: r.status, count: Number(r.count) }));
+  }
+
   async cleanup(p: CleanupParams): Promise<string[]> {
     const finished = p.statuses.filter((s) => s === 'completed' || s === 'failed' || s === 'cancelled');
     if (finished.length === 0) return [];
@@ -1083,6 +1095,18 @@ export class SqliteStore implements Store {
     if (f.owner != null) {
       where.push('(owner IS NULL OR owner = ?)');
       params.push(f.owner);
+    }
+    if (f.jobId != null) {
+      where.push('job_id = ?');
+      params.push(f.jobId);
+    }
+    if (f.createdFrom != null) {
+      where.push('created_at >= ?');
+      params.push(f.createdFrom);
+    }
+    if (f.createdTo != null) {
+      where.push('created_at <= ?');
+      params.push(f.createdTo);
     }
     params.push(f.limit);
     return this.#all<EventRow>(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, ...params).map(
