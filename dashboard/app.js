@@ -8,6 +8,7 @@ import { job } from './views/job.js';
 import { schedules } from './views/schedules.js';
 import { workers } from './views/workers.js';
 import { events } from './views/events.js';
+import { approvals } from './views/approvals.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -27,7 +28,7 @@ function route() {
   const params = new URLSearchParams(search);
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'jobs' && parts[1]) return { name: 'jobs', view: job, args: [parts[1]], params };
-  const views = { '': overview, jobs, schedules, workers, events };
+  const views = { '': overview, jobs, approvals, schedules, workers, events };
   const name = parts[0] ?? '';
   return { name: name || 'overview', view: views[name] ?? overview, args: [], params };
 }

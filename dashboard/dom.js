@@ -46,7 +46,7 @@ export function fill(el, ...children) {
 }
 
 export const FINISHED = new Set(['completed', 'failed', 'cancelled']);
-export const STATUSES = ['pending', 'blocked', 'running', 'completed', 'failed', 'cancelled'];
+export const STATUSES = ['pending', 'blocked', 'running', 'waiting', 'completed', 'failed', 'cancelled'];
 
 export function badge(status) {
   return h('span', { class: `badge s-${STATUSES.includes(status) ? status : 'other'}` }, status);

@@ -246,6 +246,36 @@ forEachEngine((engine) => {
       await page.locator('td.empty', { hasText: 'No jobs match' }).waitFor();
     });
 
+    it('shows pending approvals in an inbox, and approves and rejects them from it', async () => {
+      const { queue, server, signedIn, worker } = await setup(engine);
+      await worker({
+        gate: async (job, ctx) => {
+          const ok = await ctx.approval({ title: `Ship ${job.instructions}?`, details: { version: job.instructions } });
+          return { by: ok.by, comment: ok.comment };
+        },
+      });
+      const yes = await queue.submit({ agent: 'gate', instructions: 'v1<script>', owner: 'root' });
+      const page = await signedIn();
+      await page.goto(`${server.url}/#/approvals`);
+      const rowOf = (title: string) => page.locator('tr[data-approval]', { hasText: title });
+      await rowOf('Ship v1<script>?').waitFor();
+      await mark(page);
+      // A new one arrives without a reload; titles are shown as text.
+      const no = await queue.submit({ agent: 'gate', instructions: 'v2', owner: 'root' });
+      await rowOf('Ship v2?').waitFor();
+      await rowOf('Ship v1<script>?').locator('input[name=comment]').fill('looks good');
+      await rowOf('Ship v1<script>?').locator('button[data-action="approve"]').click();
+      assert.deepEqual((await queue.wait(yes.id, { timeoutMs: 10_000 })).result, { by: 'root', comment: 'looks good' });
+      await rowOf('Ship v2?').locator('button[data-action="reject"]').click();
+      const failed = await queue.wait(no.id, { timeoutMs: 10_000 });
+      assert.equal(failed.error?.code, 'approval_rejected');
+      await page.locator('td.empty', { hasText: 'Nothing is waiting' }).waitFor();
+      assert.equal(await notReloaded(page), true);
+      await page.goto(`${server.url}/#/approvals?all=1`);
+      await rowOf('Ship v1<script>?').locator('.state', { hasText: 'approved' }).waitFor();
+      await rowOf('Ship v2?').locator('.state', { hasText: 'rejected' }).waitFor();
+    });
+
     it('disables, enables and runs a schedule', async () => {
       const { server, queue, signedIn } = await setup(engine);
       await queue.schedules.create({ name: 'nightly', cron: '0 3 * * *', agent: 'report', description: 'the nightly report' });
