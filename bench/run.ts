@@ -126,9 +126,11 @@ async function fill(queue: Queue, agent: string, count: number): Promise<void> {
   }
 }
 
-async function throughputInProcess(): Promise<void> {
+async function throughputInProcess(options: { rateLimited?: boolean } = {}): Promise<void> {
   const queue = await Queue.open(freshDb());
   const count = n(100_000);
+  // A limit that never binds: every start still takes its slot in the window.
+  if (options.rateLimited) await queue.limits.setRateLimit('agent:noop', { max: 1_000_000, per: '1s' });
   await fill(queue, 'noop', count);
   let completed = 0;
   const worker = new Worker(queue, { handlers: { noop: () => null }, concurrency: 32 });
@@ -141,7 +143,11 @@ async function throughputInProcess(): Promise<void> {
   await worker.start();
   await done;
   const ms = performance.now() - start;
-  record('sqlite: no-op jobs/s, 1 worker, concurrency 32', count / (ms / 1000), '/s');
+  record(
+    options.rateLimited ? 'sqlite: no-op jobs/s, concurrency 32, with a rate limit that never binds' : 'sqlite: no-op jobs/s, 1 worker, concurrency 32',
+    count / (ms / 1000),
+    '/s',
+  );
   await worker.stop();
   await queue.close();
 }
@@ -271,6 +277,7 @@ try {
   engineCeiling();
   await submits();
   await throughputInProcess();
+  await throughputInProcess({ rateLimited: true });
   await throughputProcesses(1);
   const rss = await throughputProcesses(2);
   record('sqlite: worker process RSS after the run', rss / 1024 / 1024, 'MB', 1);

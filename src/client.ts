@@ -24,6 +24,14 @@ import type { GraphJobInput, SubmitInput } from './schema.ts';
 import type { ApplyResult, Schedule } from './schedules/schedules.ts';
 import type { WorkerInfo } from './store/store.ts';
 import type { Approval } from './durable.ts';
+import type { RateLimit, RemainingBudget, UsageSummary } from './limits.ts';
+
+export interface JobUsage {
+  job: UsageSummary;
+  tree: UsageSummary;
+  budget: { tokens?: number; costUsd?: number } | null;
+  remaining: RemainingBudget;
+}
 
 export class UnauthorizedError extends AgentqError {}
 export class ForbiddenError extends AgentqError {}
@@ -337,6 +345,27 @@ export class AgentqClient {
     },
   };
 
+  // ---- usage and rate limits -------------------------------------------------------------------
+
+  /** What a job and its tree used, its budget and what is left. */
+  usage(idOrPrefix: string): Promise<JobUsage> {
+    return this.#call('GET', `/api/v1/jobs/${encodeURIComponent(idOrPrefix)}/usage`);
+  }
+
+  async usageBy(groupBy: 'agent' | 'owner' = 'agent'): Promise<Array<UsageSummary & { name: string | null }>> {
+    return (await this.#call<{ usage: Array<UsageSummary & { name: string | null }> }>('GET', `/api/v1/usage${query({ groupBy })}`)).usage;
+  }
+
+  async rateLimits(): Promise<RateLimit[]> {
+    return (await this.#call<{ rateLimits: RateLimit[] }>('GET', '/api/v1/rate-limits')).rateLimits;
+  }
+
+  /** Declares (or with null removes) a rate limit (admins). */
+  async setRateLimit(key: string, limit: { max: number; per: number | string } | null): Promise<RateLimit[]> {
+    const path = `/api/v1/rate-limits/${encodeURIComponent(key)}`;
+    return (await this.#call<{ rateLimits: RateLimit[] }>(limit ? 'PUT' : 'DELETE', path, limit ?? undefined)).rateLimits;
+  }
+
   // ---- approvals -------------------------------------------------------------------------------
 
   readonly approvals = {
@@ -371,5 +400,5 @@ export class AgentqClient {
   };
 }
 
-export type { Approval, Job, JobLog, JobPage, JobTree, ListOptions, Stats, Throughput, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
+export type { Approval, RateLimit, UsageSummary, Job, JobLog, JobPage, JobTree, ListOptions, Stats, Throughput, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
 export { AgentqError, ValidationError, NotFoundError, ConflictError, PayloadTooLargeError, AmbiguousIdError, WaitTimeoutError };

@@ -144,6 +144,10 @@ export interface Job {
   leaseExpiresAt: string | null;
   /** What a `waiting` job waits for besides its children: an event or a person's decision. */
   waitingFor: WaitCondition | null;
+  /** The rate-limit key its starts count against, besides its agent's (e.g. `openai:gpt-5`). */
+  rateKey: string | null;
+  /** What it and its descendants may use together. */
+  budget: { tokens?: number; costUsd?: number } | null;
   /** finishedAt − startedAt for a finished job; now − startedAt for a running one. */
   durationMs: number | null;
 }

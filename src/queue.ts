@@ -34,6 +34,7 @@ import { Schedules } from './schedules/schedules.ts';
 import { Events, toEvent, type AgentqEvent } from './events.ts';
 import { Users } from './users.ts';
 import { Approvals } from './durable.ts';
+import { Limits } from './limits.ts';
 
 export interface QueueOptions {
   /** The clock for leases, run-at and backoff. (Default: the store's — the database server's on PostgreSQL) */
@@ -180,6 +181,12 @@ export class Queue {
     return (this.#events ??= new Events(this.store, { maxPayloadBytes: this.maxPayloadBytes }));
   }
 
+  #limits: Limits | undefined;
+  /** Rate limits, usage and budgets. */
+  get limits(): Limits {
+    return (this.#limits ??= new Limits(this));
+  }
+
   #approvals: Approvals | undefined;
   /** Approval gates of waiting jobs: list, show, approve, reject. */
   get approvals(): Approvals {
@@ -237,6 +244,8 @@ export class Queue {
       parentId: v.parentId ?? null,
       dependsOn: v.dependsOn ?? [],
       scheduleId: v.scheduleId ?? null,
+      rateKey: v.rateKey ?? null,
+      budget: v.budget == null ? null : JSON.stringify(v.budget),
       decoded: { payload, metadata, tags, backoff },
     };
   }

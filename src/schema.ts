@@ -93,6 +93,14 @@ export const submitSchema = z.strictObject({
   parentId: idRef.nullable().optional(),
   dependsOn: z.array(idRef).max(1000).optional(),
   scheduleId: idRef.nullable().optional(),
+  rateKey: name.nullable().optional(),
+  budget: z
+    .strictObject({
+      tokens: z.number().int('must be an integer').positive('must be positive').optional(),
+      costUsd: z.number().positive('must be positive').max(1_000_000).optional(),
+    })
+    .nullable()
+    .optional(),
 });
 
 export type SubmitInput = z.input<typeof submitSchema>;

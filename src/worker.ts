@@ -20,11 +20,12 @@ import { backoffDelay, LOG_LEVELS, type Job, type Json, type LogLevel } from './
 import type { Queue } from './queue.ts';
 import type { SubmitInput } from './schema.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
-import type { Lease, Outcome } from './store/store.ts';
+import type { Lease, Outcome, RateSlot } from './store/store.ts';
 import type { AgentqEvent, PublishInput } from './events.ts';
 import { durableContext, LostLease, Suspend, WaitWatcher, type DurableContext } from './durable.ts';
+import { limitContext, rateKeysOf, RetryAfterError, type LimitContext } from './limits.ts';
 
-export interface JobContext extends DurableContext {
+export interface JobContext extends DurableContext, LimitContext {
   readonly job: Job;
   /** 1 on the first run, 2 on the first retry, ... Write handlers so a second run is harmless. */
   readonly attempt: number;
@@ -97,6 +98,8 @@ export interface WorkerEvents {
   'job:release': [job: Job];
   /** The handler parked the job: until its children finish, an event comes or a person decides. */
   'job:wait': [job: Job];
+  /** Put back unspent, due at `runAt`: a rate limit was full, or the handler asked to retry after a while. */
+  'job:deferred': [job: Job, runAt: number, reason: string];
   error: [error: unknown];
 }
 
@@ -161,6 +164,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #lastLeaseCheck = 0;
   #lastRetention = 0;
   #waits: WaitWatcher | undefined;
+  /** Rate-limited keys (refreshed every second): a job whose keys have none starts without a look. */
+  #limitedKeys = new Set<string>();
   readonly #waitCheckMs: number;
   #stopping: Promise<void> | undefined;
 
@@ -237,12 +242,59 @@ export class Worker extends EventEmitter<WorkerEvents> {
       setInterval(() => void this.#heartbeat(), this.#heartbeatMs),
       setInterval(() => void this.#rescue(), this.#rescueMs),
     );
+    await this.#refreshLimits();
+    this.#timers.push(setInterval(() => void this.#refreshLimits(), 1000));
     this.#waits = new WaitWatcher(this.queue, { pollMs: this.#waitCheckMs, onError: (error) => this.#emit('error', error) });
     this.#waits.start();
     this.#emit('started');
     void this.#rescue();
     this.#wake();
     return this;
+  }
+
+  async #refreshLimits(): Promise<void> {
+    try {
+      this.#limitedKeys = new Set((await this.queue.store.listRateLimits()).map((r) => r.key));
+    } catch (error) {
+      this.#emit('error', error);
+    }
+  }
+
+  /** Claimed jobs whose rate slots are being taken: they hold their worker slots meanwhile. */
+  #taking = 0;
+
+  async #startLimited(jobs: Job[], keys: string[][]): Promise<void> {
+    this.#taking += jobs.length;
+    let slots: RateSlot[];
+    try {
+      slots = await this.queue.store.takeRateSlots(keys);
+    } catch (error) {
+      this.#emit('error', error);
+      const later = this.queue.clock.now() + 1000;
+      slots = keys.map((k) => ({ ok: false as const, retryAt: later, key: k[0] }));
+    } finally {
+      this.#taking -= jobs.length;
+    }
+    for (const [i, job] of jobs.entries()) {
+      const slot = slots[i];
+      const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
+      if (slot.ok) this.#start(job);
+      else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`);
+    }
+  }
+
+  /** Puts a job back unspent, due at runAt. */
+  async #defer(job: Job, lease: Lease, runAt: number, reason: string): Promise<void> {
+    this.#settling++;
+    this.#wake();
+    try {
+      if (await this.queue.store.deferJob(lease, runAt)) this.#emit('job:deferred', job, runAt, reason);
+      else this.#emit('job:dropped', job, new LeaseLostError());
+    } catch (error) {
+      this.#emit('error', error);
+    } finally {
+      this.#settling--;
+    }
   }
 
   #onSubmitted = (agents: Set<string>) => {
@@ -289,7 +341,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#claimAgain = true;
       return;
     }
-    const free = this.concurrency - this.#running.size + this.#settling;
+    const free = this.concurrency - this.#running.size + this.#settling - this.#taking;
     if (free <= 0) return;
     this.#claiming = true;
     let jobs: Job[] = [];
@@ -306,7 +358,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       this.#claiming = false;
     }
-    for (const job of jobs) this.#start(job);
+    // Jobs under a rate limit start once their slots are taken: one transaction for the batch.
+    const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
+    const limited = jobs.filter((_, i) => needs[i].length > 0);
+    for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
+    if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
     if (this.#claimAgain) {
       this.#claimAgain = false;
       this.#wake();
@@ -357,10 +413,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let outcome: Outcome | null;
     let error: Error | undefined;
     let suspend: Suspend | undefined;
+    let retryAfter: RetryAfterError | undefined;
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
-      const ctx = this.#context(job, lease, abort.signal);
+      const ctx = this.#context(job, lease, abort);
       const value = await Promise.race([Promise.resolve().then(() => handler(job, ctx)), abortPromise(abort.signal)]);
       outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
     } catch (thrown) {
@@ -368,6 +425,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         outcome = { kind: 'wait', lease };
       } else if (thrown instanceof Suspend && !abort.signal.aborted) {
         suspend = thrown;
+        outcome = null;
+      } else if (thrown instanceof RetryAfterError && !abort.signal.aborted) {
+        retryAfter = thrown;
         outcome = null;
       } else if (thrown instanceof LostLease) {
         error = new LeaseLostError();
@@ -379,6 +439,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } finally {
       clearTimeout(timer);
+    }
+    if (retryAfter) {
+      // Told to slow down: back later, unspent, and its keys pause for everyone meanwhile.
+      const until = this.queue.clock.now() + retryAfter.retryAfterMs;
+      try {
+        await this.queue.store.pauseRateKeys(rateKeysOf(job), until);
+      } catch (e) {
+        this.#emit('error', e);
+      }
+      await this.#defer(job, lease, until, retryAfter.message);
+      return;
     }
     if (suspend) {
       // Parked until an event or a decision: written at once (it may create an approval).
@@ -454,7 +525,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return { kind: 'retry', lease, error: encoded, runAt };
   }
 
-  #context(job: Job, lease: Lease, signal: AbortSignal): JobContext {
+  #context(job: Job, lease: Lease, abort: AbortController): JobContext {
+    const signal = abort.signal;
     const store = this.queue.store;
     return {
       job,
@@ -486,6 +558,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
       waitForChildren: () => Promise.reject(new WaitForChildren()),
       ...durableContext(this.queue, job, lease),
+      ...limitContext(this.queue, job, lease, (error) => abort.abort(error)),
     };
   }
 

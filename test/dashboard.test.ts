@@ -246,6 +246,20 @@ forEachEngine((engine) => {
       await page.locator('td.empty', { hasText: 'No jobs match' }).waitFor();
     });
 
+    it('shows what a job and its tree used, its budget and what is left', async () => {
+      const { queue, server, signedIn, worker } = await setup(engine);
+      await worker({ llm: async (job, ctx) => void (await ctx.usage({ model: 'm', inputTokens: 1200, outputTokens: 34, costUsd: 0.0125 })) });
+      const job = await queue.submit({ agent: 'llm', owner: 'root', budget: { tokens: 5000 }, rateKey: 'model:m' });
+      await queue.wait(job.id, { timeoutMs: 10_000 });
+      const page = await signedIn();
+      await page.goto(`${server.url}/#/jobs/${job.id}`);
+      const fields = page.locator('dl.fields');
+      await fields.locator('dd', { hasText: '1,234 tokens, $0.0125 (1 calls)' }).waitFor();
+      await fields.locator('dd', { hasText: '5,000 tokens for its tree' }).waitFor();
+      await fields.locator('dd', { hasText: '3,766 tokens' }).waitFor();
+      await fields.locator('dd', { hasText: 'model:m' }).waitFor();
+    });
+
     it('shows pending approvals in an inbox, and approves and rejects them from it', async () => {
       const { queue, server, signedIn, worker } = await setup(engine);
       await worker({

@@ -28,11 +28,12 @@ forEachEngine((engine) => {
         },
         pollIntervalMs: 50,
       });
-      await worker.start();
+      // Submitted before the worker starts, so the dependents see their dependencies unfinished.
       const ok = await queue.submit({ agent: 'w', payload: 'flaky', backoff: { delayMs: 0, jitter: false } });
       const bad = await queue.submit({ agent: 'w', payload: 'bad' });
       const dependent = await queue.submit({ agent: 'w', payload: 'dep', dependsOn: [bad.id] });
       const unblocked = await queue.submit({ agent: 'w', payload: 'after', dependsOn: [ok.id] });
+      await worker.start();
       for (const id of [ok.id, bad.id, unblocked.id]) {
         await waitFor(async () => ['completed', 'failed'].includes((await queue.get(id)).status), {
           what: `job ${id} to finish`,

@@ -151,6 +151,36 @@ forEachEngine((engine) => {
       assert.equal((await call('GET', '/metrics', { token: null })).status, 401);
     });
 
+    it('reports usage and budgets per job and tree, usage per agent, and manages rate limits', async () => {
+      const { queue, call, alice, bob } = await setup(engine);
+      const worker = new Worker(queue, {
+        pollIntervalMs: 50,
+        handlers: { llm: async (job, ctx) => void (await ctx.usage({ model: 'm', inputTokens: 40, outputTokens: 2, costUsd: 0.5 })) },
+      });
+      await worker.start();
+      const job = (await call('POST', '/api/v1/jobs', { token: alice, body: { agent: 'llm', budget: { tokens: 100 }, rateKey: 'model:m' } })).body;
+      assert.deepEqual([job.budget, job.rateKey], [{ tokens: 100 }, 'model:m']);
+      await waitFor(async () => (await queue.get(job.id)).status === 'completed', { what: 'the llm job' });
+      const usage = await call('GET', `/api/v1/jobs/${job.id}/usage`, { token: alice });
+      assert.equal(usage.status, 200);
+      assert.deepEqual(usage.body.job, { calls: 1, inputTokens: 40, outputTokens: 2, costUsd: 0.5, tokens: 42 });
+      assert.deepEqual(usage.body.remaining, { tokens: 58, costUsd: null });
+      assert.equal((await call('GET', `/api/v1/jobs/${job.id}/usage`, { token: bob })).status, 404);
+      assert.deepEqual((await call('GET', '/api/v1/usage', { token: alice })).body.usage.map((u: { name: string; tokens: number }) => [u.name, u.tokens]), [['llm', 42]]);
+      assert.deepEqual((await call('GET', '/api/v1/usage', { token: bob })).body.usage, [], 'nothing of Alice’s');
+      assert.equal((await call('GET', '/api/v1/usage?groupBy=owner')).body.usage[0].name, 'alice');
+      assert.equal((await call('PUT', '/api/v1/rate-limits/agent:llm', { token: alice, body: { max: 2, per: '1s' } })).status, 403);
+      const put = await call('PUT', '/api/v1/rate-limits/agent:llm', { body: { max: 2, per: '1s' } });
+      assert.deepEqual(put.body.rateLimits.map((l: { key: string; max: number; perMs: number }) => [l.key, l.max, l.perMs]), [['agent:llm', 2, 1000]]);
+      assert.equal((await call('PUT', '/api/v1/rate-limits/x', { body: { max: 0, per: '1s' } })).status, 400);
+      assert.equal((await call('GET', '/api/v1/rate-limits', { token: bob })).body.rateLimits.length, 1);
+      assert.deepEqual((await call('DELETE', '/api/v1/rate-limits/agent:llm')).body.rateLimits, []);
+      const metrics = await call('GET', '/metrics');
+      assert.match(metrics.body, /agentq_usage_tokens_total\{agent="llm",direction="input"\} 40/);
+      assert.match(metrics.body, /agentq_usage_cost_usd_total\{agent="llm"\} 0\.5/);
+      await worker.stop();
+    });
+
     it('publishes an OpenAPI 3.1 document that a validator accepts, naming every route', async () => {
       const { call } = await setup(engine);
       const doc = await call('GET', '/api/v1/openapi.json', { token: null });

@@ -44,6 +44,8 @@ export function job(root, { args }) {
   let closed = false;
   let logAfter = 0;
   let events = [];
+  // What the job and its tree used, its budget and what is left (GET ./usage).
+  let usage = null;
 
   // A first click arms the button, a second one (within 5 s) does it: no modal dialog.
   const confirmButton = (label, armed, fn) => {
@@ -96,8 +98,18 @@ export function job(root, { args }) {
     payload.textContent = j.payload === null ? '—' : json(j.payload);
     metadata.textContent = Object.keys(j.metadata ?? {}).length ? json(j.metadata) : '—';
     const row = (k, v) => [h('dt', null, k), h('dd', null, v)];
+    const spent = (t) => `${t.tokens.toLocaleString()} tokens${t.costUsd ? `, $${t.costUsd.toFixed(4)}` : ''} (${t.calls} calls)`;
+    const budget = j.budget ? [j.budget.tokens != null ? `${j.budget.tokens.toLocaleString()} tokens` : '', j.budget.costUsd != null ? `$${j.budget.costUsd}` : ''].filter(Boolean).join(', ') : null;
+    const left = usage?.remaining && (usage.remaining.tokens != null || usage.remaining.costUsd != null)
+      ? [usage.remaining.tokens != null ? `${usage.remaining.tokens.toLocaleString()} tokens` : '', usage.remaining.costUsd != null ? `$${usage.remaining.costUsd}` : ''].filter(Boolean).join(', ')
+      : null;
     fill(
       fields,
+      usage && usage.job.calls > 0 ? row('usage', spent(usage.job)) : null,
+      usage && usage.tree.calls > usage.job.calls ? row('tree usage', spent(usage.tree)) : null,
+      budget ? row('budget', `${budget} for its tree`) : null,
+      left ? row('budget left', left) : null,
+      j.rateKey ? row('rate key', j.rateKey) : null,
       row('attempts', `${j.attempts} of ${j.maxAttempts}`),
       row('priority', j.priority),
       row('tags', j.tags.length ? j.tags.join(', ') : '—'),
@@ -187,9 +199,14 @@ export function job(root, { args }) {
 
   const load = async () => {
     try {
-      const [j, ev] = await Promise.all([api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`), api('GET', `/api/v1/jobs/${encodeURIComponent(id)}/events`)]);
+      const [j, ev, u] = await Promise.all([
+        api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`),
+        api('GET', `/api/v1/jobs/${encodeURIComponent(id)}/events`),
+        api('GET', `/api/v1/jobs/${encodeURIComponent(id)}/usage`).catch(() => null),
+      ]);
       if (closed) return;
       current = j;
+      usage = u;
       events = ev.events;
       error.textContent = '';
       render();

@@ -158,6 +158,8 @@ const FIELD_FLAGS: Record<string, string> = {
   key: '--key',
   parentId: '--parent',
   dependsOn: '--depends-on',
+  rateKey: '--rate-key',
+  budget: '--budget-tokens/--budget-usd',
   status: '--status',
   limit: '--limit',
   cursor: '--cursor',

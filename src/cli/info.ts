@@ -74,6 +74,16 @@ export async function printJob(ctx: Context, queue: CliQueue, job: Job): Promise
   if (job.leaseExpiresAt && job.status === 'running') entries.push(['Lease until', dateTime(job.leaseExpiresAt, now)]);
   if (job.finishedAt) entries.push(['Finished', dateTime(job.finishedAt, now)]);
   if (job.durationMs != null) entries.push(['Duration', formatDuration(job.durationMs) + (job.finishedAt ? '' : ' so far')]);
+  const usage = await queue.limits.usage(job.id);
+  const tokens = (u: { tokens: number; costUsd: number; calls: number }) =>
+    `${u.tokens.toLocaleString('en-US')} tokens${u.costUsd ? `, $${u.costUsd.toFixed(4)}` : ''} (${u.calls} call${u.calls === 1 ? '' : 's'})`;
+  if (usage.job.calls > 0) entries.push(['Usage', tokens(usage.job)]);
+  if (usage.tree.calls > usage.job.calls) entries.push(['Tree usage', tokens(usage.tree)]);
+  if (job.budget) {
+    const b = [job.budget.tokens != null ? `${job.budget.tokens.toLocaleString('en-US')} tokens` : '', job.budget.costUsd != null ? `$${job.budget.costUsd}` : ''].filter(Boolean).join(', ');
+    entries.push(['Budget', `${b} for its tree`]);
+  }
+  if (job.rateKey) entries.push(['Rate key', job.rateKey]);
   if (job.error) {
     const code = job.error.code ? p('dim', ` (${job.error.code})`) : '';
     entries.push(['Error', p('red', job.error.message) + code]);

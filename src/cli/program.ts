@@ -21,6 +21,7 @@ import { registerSubmit } from './submit.ts';
 import { registerTree } from './tree.ts';
 import { registerUsers } from './users.ts';
 import { registerApprovals } from './approvals.ts';
+import { registerLimits } from './limits.ts';
 import { registerWorker } from './worker.ts';
 
 export type { Io, Output } from './io.ts';
@@ -86,6 +87,7 @@ The database is --db, else AGENTQ_DATABASE_URL, else ~/.local/share/agentq/agent
   registerMonitor(program, ctx);
   registerUsers(program, ctx);
   registerApprovals(program, ctx);
+  registerLimits(program, ctx);
   registerMcp(program, ctx);
 
   try {

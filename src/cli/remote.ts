@@ -11,6 +11,7 @@ import type { Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Schedules } from '../schedules/schedules.ts';
 import type { Approval } from '../durable.ts';
+import type { RateLimit, UsageSummary } from '../limits.ts';
 import type { ApprovalStatus } from '../store/store.ts';
 
 /** The part of a Queue the CLI's job, event and schedule commands use. */
@@ -42,6 +43,12 @@ export interface CliQueue {
     get(id: string): Promise<Approval>;
     approve(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
     reject(id: string, options?: { by?: string | null; comment?: string }): Promise<Approval>;
+  };
+  readonly limits: {
+    usage(id: string): Promise<{ job: UsageSummary; tree: UsageSummary }>;
+    usageBy(group: 'agent' | 'owner'): Promise<Array<UsageSummary & { name: string | null }>>;
+    rateLimits(): Promise<RateLimit[]>;
+    setRateLimit(key: string, limit: { max: number; per: number | string } | null): Promise<unknown>;
   };
   /** Whether decisions are made as the server's token user (not --by). */
   readonly remote?: boolean;
@@ -134,6 +141,13 @@ export class RemoteQueue implements CliQueue {
   };
 
   readonly remote = true;
+
+  readonly limits: CliQueue['limits'] = {
+    usage: (id) => this.#r(this.#client.usage(id)),
+    usageBy: (group) => this.#r(this.#client.usageBy(group)),
+    rateLimits: () => this.#r(this.#client.rateLimits()),
+    setRateLimit: (key, limit) => this.#r(this.#client.setRateLimit(key, limit)),
+  };
 
   readonly approvals: CliQueue['approvals'] = {
     list: (options = {}) => this.#r(this.#client.approvals.list(options)),

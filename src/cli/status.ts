@@ -66,9 +66,9 @@ export function printStats(ctx: Context, stats: Stats, opts: DbOptions): void {
   for (const l of table(ctx.out, columns, rows)) line(out, l);
 }
 
-async function gather(queue: CliQueue): Promise<{ stats: Stats; workers: WorkerInfo[] }> {
-  const [stats, workers] = await Promise.all([queue.stats(), queue.workers()]);
-  return { stats, workers };
+async function gather(queue: CliQueue) {
+  const [stats, workers, usage] = await Promise.all([queue.stats(), queue.workers(), queue.limits.usageBy('agent')]);
+  return { stats, workers, usage };
 }
 
 export function registerStatus(program: Command, ctx: Context): void {
@@ -81,15 +81,26 @@ export function registerStatus(program: Command, ctx: Context): void {
     action(ctx, async (_opts: StatusOptions, command: Command) => {
       const opts = command.optsWithGlobals<StatusOptions>();
       return withApi(ctx, opts, async (queue) => {
-        const { stats, workers } = await gather(queue);
+        const { stats, workers, usage } = await gather(queue);
         if (opts.json) {
-          printJson(ctx.io.stdout, { stats, workers });
+          printJson(ctx.io.stdout, { stats, workers, usage });
           return 0;
         }
         line(ctx.io.stdout, `${ctx.out('bold', 'Database')} ${databaseLocation(ctx, opts)}`);
         printStats(ctx, stats, opts);
         line(ctx.io.stdout);
         printWorkers(ctx, workers, opts);
+        if (usage.length > 0) {
+          line(ctx.io.stdout);
+          line(ctx.io.stdout, ctx.out('bold', 'Usage'));
+          for (const l of table(
+            ctx.out,
+            [{ header: 'AGENT' }, { header: 'CALLS', align: 'right' }, { header: 'TOKENS IN', align: 'right' }, { header: 'TOKENS OUT', align: 'right' }, { header: 'COST', align: 'right' }],
+            usage.map((u) => [u.name ?? '', String(u.calls), u.inputTokens.toLocaleString('en-US'), u.outputTokens.toLocaleString('en-US'), `$${u.costUsd.toFixed(4)}`]),
+          )) {
+            line(ctx.io.stdout, l);
+          }
+        }
         return 0;
       });
     }),

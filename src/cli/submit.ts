@@ -1,7 +1,7 @@
 /** `agentq submit` (alias `create`): submit one job, optionally waiting for it. */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { NotFoundError } from '../errors.ts';
 import type { CliQueue } from './remote.ts';
 import type { SubmitInput } from '../schema.ts';
@@ -26,6 +26,9 @@ interface SubmitOptions extends DbOptions {
   timeout?: number;
   key?: string;
   owner?: string;
+  rateKey?: string;
+  budgetTokens?: number;
+  budgetUsd?: number;
   wait?: boolean;
   json?: boolean;
 }
@@ -65,6 +68,12 @@ async function resolveFlagId(queue: CliQueue, flag: string, id: string): Promise
   }
 }
 
+function parsePositiveNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number, e.g. 2.50');
+  return n;
+}
+
 export function registerSubmit(program: Command, ctx: Context): void {
   const cmd = program
     .command('submit')
@@ -85,6 +94,9 @@ export function registerSubmit(program: Command, ctx: Context): void {
     .option('--timeout <duration>', 'abort an attempt that runs longer than this: 30s, 10m', parseDuration)
     .option('--key <key>', 'idempotency key: submitting the same key again returns the first job')
     .option('--owner <user>', 'who the job is for')
+    .option('--rate-key <key>', "count its starts against this key's rate limit too (e.g. openai:gpt-5)")
+    .option('--budget-tokens <n>', 'tokens it and what it delegates may use together', parseInteger(1, Number.MAX_SAFE_INTEGER))
+    .option('--budget-usd <amount>', 'dollars it and what it delegates may spend together', parsePositiveNumber)
     .option('--wait', 'wait until the job finished; exit 0 if it completed, 1 if not')
     .option('--json', 'print the job as JSON instead of its id');
   setup(cmd, [
@@ -110,6 +122,13 @@ export function registerSubmit(program: Command, ctx: Context): void {
         if (opts.timeout !== undefined) input.timeoutMs = opts.timeout;
         if (opts.key !== undefined) input.key = opts.key;
         if (opts.owner !== undefined) input.owner = opts.owner;
+        if (opts.rateKey !== undefined) input.rateKey = opts.rateKey;
+        if (opts.budgetTokens !== undefined || opts.budgetUsd !== undefined) {
+          input.budget = {
+            ...(opts.budgetTokens !== undefined ? { tokens: opts.budgetTokens } : {}),
+            ...(opts.budgetUsd !== undefined ? { costUsd: opts.budgetUsd } : {}),
+          };
+        }
         if (opts.parent !== undefined) input.parentId = await resolveFlagId(queue, '--parent', opts.parent);
         if (opts.dependsOn !== undefined) {
           input.dependsOn = [];

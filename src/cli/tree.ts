@@ -48,6 +48,8 @@ export function registerTree(program: Command, ctx: Context): void {
             const deps = await Promise.all(job.dependsOn.map(async (d) => `${shortId(d)} ${await statusOf(d)}`));
             parts.push(p('dim', '⇠ needs ') + deps.join(', '));
           }
+          const used = (await queue.limits.usage(job.id)).job;
+          if (used.calls > 0) parts.push(p('dim', `${used.tokens.toLocaleString('en-US')} tok${used.costUsd ? ` $${used.costUsd.toFixed(4)}` : ''}`));
           if (job.status === 'failed' && job.error) parts.push(p('red', job.error.message));
           return parts.join('  ');
         };
@@ -63,6 +65,10 @@ export function registerTree(program: Command, ctx: Context): void {
           }
         };
         await draw(root, '');
+        const total = (await queue.limits.usage(root.job.id)).tree;
+        if (total.calls > 0) {
+          line(out, p('dim', `tree usage: ${total.tokens.toLocaleString('en-US')} tokens (${total.inputTokens.toLocaleString('en-US')} in, ${total.outputTokens.toLocaleString('en-US')} out)${total.costUsd ? `, $${total.costUsd.toFixed(4)}` : ''}, ${total.calls} calls`));
+        }
         return 0;
       });
     }),

@@ -58,10 +58,11 @@ export class Metrics {
 
   async render(): Promise<string> {
     const q = this.#queue;
-    const [stats, workers, recent] = await Promise.all([
+    const [stats, workers, recent, usage] = await Promise.all([
       q.stats(),
       q.workers(),
       q.list({ status: ['completed', 'failed'], limit: RECENT }),
+      q.limits.usageBy('agent'),
     ]);
     const out: string[] = [];
     const metric = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -86,6 +87,14 @@ export class Metrics {
     counter('job.cancelled', 'agentq_jobs_cancelled_total', 'Jobs cancelled since this server started.');
     metric('agentq_http_submits_total', 'counter', 'Jobs submitted through this server\'s API.');
     out.push(`agentq_http_submits_total ${this.#httpSubmits}`);
+
+    metric('agentq_usage_tokens_total', 'counter', 'Tokens used (input and output) by jobs in the database, per agent.');
+    for (const u of usage) {
+      out.push(`agentq_usage_tokens_total{agent="${label(u.name ?? '')}",direction="input"} ${u.inputTokens}`);
+      out.push(`agentq_usage_tokens_total{agent="${label(u.name ?? '')}",direction="output"} ${u.outputTokens}`);
+    }
+    metric('agentq_usage_cost_usd_total', 'counter', 'Cost in US dollars recorded by jobs in the database, per agent.');
+    for (const u of usage) out.push(`agentq_usage_cost_usd_total{agent="${label(u.name ?? '')}"} ${u.costUsd}`);
 
     metric('agentq_workers', 'gauge', 'Live workers.');
     out.push(`agentq_workers ${workers.length}`);

@@ -293,3 +293,32 @@ export const approvalsQuerySchema = z.strictObject({
 });
 
 export const decisionSchema = z.strictObject({ comment: z.string().max(10_000).optional() }).optional();
+
+const usageTotals = z.object({
+  calls: z.number().int(),
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  tokens: z.number().int(),
+  costUsd: z.number(),
+});
+
+export const jobUsageSchema = z.object({
+  job: usageTotals.meta({ description: 'what this job used' }),
+  tree: usageTotals.meta({ description: 'what it and every descendant used' }),
+  budget: z.object({ tokens: z.number().optional(), costUsd: z.number().optional() }).nullable(),
+  remaining: z.object({ tokens: z.number().nullable(), costUsd: z.number().nullable() }).meta({ description: 'left of every budget that applies (its own and its ancestors\')' }),
+});
+
+export const usageQuerySchema = z.strictObject({ groupBy: z.enum(['agent', 'owner']).optional() });
+export const usageBySchema = z.object({ usage: z.array(usageTotals.extend({ name: z.string().nullable() })) });
+
+export const rateLimitSchema = z.object({
+  key: z.string(),
+  max: z.number().int().nullable(),
+  perMs: z.number().int().nullable(),
+  pausedUntil: nullableTime,
+});
+export const rateLimitBodySchema = z.strictObject({
+  max: z.number().int().min(1).max(1_000_000),
+  per: z.union([z.number().int().positive(), z.string().max(20)]).meta({ description: 'ms, or 1s, 1m, 1h' }),
+});

@@ -455,6 +455,85 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       c.json(await queue.throughput({ minutes: query.minutes ?? 60, ...(isAdmin(principal) ? {} : { owner: principal!.user }) })),
   );
 
+  // ---- usage, budgets and rate limits --------------------------------------------------------
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/jobs/:id/usage',
+      operationId: 'jobUsage',
+      summary: "What a job and its delegation tree used (tokens, cost), its budget and what is left",
+      tag: 'usage',
+      access: 'user',
+      params: idParam,
+      answers: { 200: { description: 'usage', schema: S.jobUsageSchema }, 404: notFound },
+    },
+    async (c, { principal, params }) => {
+      const job = await visibleJob(principal, params.id);
+      const [usage, left] = await Promise.all([queue.limits.usage(job.id), queue.limits.remaining(job.id)]);
+      return c.json({ ...usage, budget: job.budget, remaining: { tokens: left.tokens, costUsd: left.costUsd } });
+    },
+  );
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/usage',
+      operationId: 'usage',
+      summary: 'Usage summed per agent (default) or per owner (a user: of their own jobs)',
+      tag: 'usage',
+      access: 'user',
+      query: S.usageQuerySchema,
+      answers: { 200: { description: 'usage per agent or owner', schema: S.usageBySchema } },
+    },
+    async (c, { principal, query }) =>
+      c.json({ usage: await queue.limits.usageBy(query.groupBy ?? 'agent', isAdmin(principal) ? {} : { owner: principal!.user }) }),
+  );
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/rate-limits',
+      operationId: 'rateLimits',
+      summary: 'Declared rate limits and paused keys',
+      tag: 'usage',
+      access: 'user',
+      answers: { 200: { description: 'rate limits', schema: z.object({ rateLimits: z.array(S.rateLimitSchema) }) } },
+    },
+    async (c) => c.json({ rateLimits: await queue.limits.rateLimits() }),
+  );
+  routes.add(
+    {
+      method: 'put',
+      path: '/api/v1/rate-limits/:key',
+      operationId: 'setRateLimit',
+      summary: 'At most max starts per `per` for a key (agent:NAME, or a rateKey jobs name), across all workers (admins)',
+      tag: 'usage',
+      access: 'admin',
+      params: { key: 'the key, e.g. agent:researcher or openai:gpt-5' },
+      body: S.rateLimitBodySchema,
+      answers: { 200: { description: 'the limits now', schema: z.object({ rateLimits: z.array(S.rateLimitSchema) }) }, 400: { description: 'bad limit', schema: S.errorSchema } },
+    },
+    async (c, { params, body }) => {
+      await queue.limits.setRateLimit(params.key, body);
+      return c.json({ rateLimits: await queue.limits.rateLimits() });
+    },
+  );
+  routes.add(
+    {
+      method: 'delete',
+      path: '/api/v1/rate-limits/:key',
+      operationId: 'removeRateLimit',
+      summary: 'Remove a rate limit (admins)',
+      tag: 'usage',
+      access: 'admin',
+      params: { key: 'the key' },
+      answers: { 200: { description: 'the limits now', schema: z.object({ rateLimits: z.array(S.rateLimitSchema) }) } },
+    },
+    async (c, { params }) => {
+      await queue.limits.setRateLimit(params.key, null);
+      return c.json({ rateLimits: await queue.limits.rateLimits() });
+    },
+  );
+
   // ---- workers and agents --------------------------------------------------------------------
 
   routes.add(

@@ -35,6 +35,8 @@ export interface JobRow {
   lease_expires_at: number | null;
   /** Absent where a query does not select it. */
   wait_for?: string | null;
+  rate_key?: string | null;
+  budget?: string | null;
 }
 
 export interface LogRow {
@@ -99,6 +101,8 @@ export function rowToJob(r: JobRow, now: number): Job {
     heartbeatAt: isoOrNull(r.heartbeat_at),
     leaseExpiresAt: isoOrNull(r.lease_expires_at),
     waitingFor: r.wait_for == null ? null : (JSON.parse(r.wait_for) as Job['waitingFor']),
+    rateKey: r.rate_key ?? null,
+    budget: r.budget == null ? null : (JSON.parse(r.budget) as Job['budget']),
     durationMs,
   };
 }
@@ -138,6 +142,8 @@ export function newJobToJob(j: NewJob, status: JobStatus, error: string | null, 
     heartbeatAt: null,
     leaseExpiresAt: null,
     waitingFor: null,
+    rateKey: j.rateKey,
+    budget: j.budget == null ? null : (JSON.parse(j.budget) as Job['budget']),
     durationMs: null,
   };
 }

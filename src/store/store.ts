@@ -25,6 +25,9 @@ export interface NewJob {
   parentId: string | null;
   dependsOn: string[];
   scheduleId: string | null;
+  rateKey: string | null;
+  /** Encoded JSON {tokens?, costUsd?}, or null. */
+  budget: string | null;
   /** The JSON fields above, decoded, so a stored job can be shown without parsing them back. */
   decoded: Pick<Job, 'payload' | 'metadata' | 'tags' | 'backoff'>;
 }
@@ -336,7 +339,58 @@ export interface ApprovalDecision {
   at: number;
 }
 
-export interface Store extends ScheduleStore, UserStore, DurableStore {
+export interface RateLimitRecord {
+  key: string;
+  /** Starts allowed per window; null: no window (only a pause). */
+  max: number | null;
+  perMs: number | null;
+  /** No starts before this time (a 429 said so). */
+  pausedUntil: number | null;
+}
+
+export type RateSlot = { ok: true } | { ok: false; retryAt: number; key: string };
+
+export interface UsageRecord {
+  jobId: string;
+  model: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export interface UsageTotals {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+/** Rate limits and usage accounting: part of every engine. */
+export interface LimitStore {
+  setRateLimit(key: string, limit: { max: number; perMs: number } | null): Promise<void>;
+  listRateLimits(): Promise<RateLimitRecord[]>;
+  /**
+   * For each request, takes one start of each of its keys, all or none; one
+   * transaction for the whole batch, across
+   * every process: refused (with when to try again) when a key's window is
+   * full or the key is paused. Keys without a limit are ignored.
+   */
+  takeRateSlots(requests: ReadonlyArray<readonly string[]>): Promise<RateSlot[]>;
+  /** No starts of these keys before `until` (creates the keys if needed). */
+  pauseRateKeys(keys: readonly string[], until: number): Promise<void>;
+  /** Puts a running job back, due at `runAt`, its attempt given back; false when the lease no longer holds. */
+  deferJob(lease: Lease, runAt: number): Promise<boolean>;
+  /** Records usage of a running job (fenced by its lease); false when the lease no longer holds. */
+  addUsage(lease: Lease, usage: UsageRecord): Promise<boolean>;
+  /** Usage of one job, or of it and all its descendants. */
+  jobUsage(jobId: string, options: { tree: boolean }): Promise<UsageTotals>;
+  /** Usage summed per agent or per owner of the jobs that used it. */
+  usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>>;
+  /** The budgets of a job and its ancestors, nearest first (encoded JSON each). */
+  budgetChain(jobId: string): Promise<Array<{ jobId: string; budget: string }>>;
+}
+
+export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStore {
   readonly engine: 'sqlite' | 'postgres';
 
   /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */

@@ -25,6 +25,7 @@
 import { PostgresEvents } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
+import { PostgresLimits } from './limits.ts';
 import pg from 'pg';
 import type { Clock } from '../../clock.ts';
 import { ConflictError, ValidationError } from '../../errors.ts';
@@ -45,6 +46,10 @@ import type {
   TokenRecord,
   UserRecord,
   UserRole,
+  RateLimitRecord,
+  RateSlot,
+  UsageRecord,
+  UsageTotals,
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
@@ -266,6 +271,13 @@ export class PostgresStore implements Store, ScheduleStore {
       },
       notify: (c) => this.#notify(c),
     });
+    this.#limits = new PostgresLimits({
+      table: (name) => `${s}.${name}`,
+      q: (text, values, on) => this.#q(text, values, on),
+      tx: (fn) => this.#tx(fn),
+      notify: (c) => this.#notify(c),
+      now: () => this.now(),
+    });
     this.#durable = new PostgresDurable({
       table: (name) => `${s}.${name}`,
       q: (text, values, on) => this.#q(text, values, on),
@@ -291,6 +303,7 @@ export class PostgresStore implements Store, ScheduleStore {
   readonly #events: PostgresEvents;
   readonly #users: PostgresUsers;
   readonly #durable: PostgresDurable;
+  readonly #limits: PostgresLimits;
 
   /** Checks the server can be reached and measures the offset to its clock. */
   connect(): Promise<void> {
@@ -505,13 +518,13 @@ export class PostgresStore implements Store, ScheduleStore {
       'insertMany',
       () => `WITH n AS MATERIALIZED (SELECT pg_notify($17, ''))
       INSERT INTO ${this.#t.jobs} (id, agent, type, instructions, payload, metadata, tags, owner, priority, status,
-        max_attempts, backoff, timeout_ms, run_at, key, depends_on, schedule_id, created_at, updated_at)
+        max_attempts, backoff, timeout_ms, run_at, key, depends_on, schedule_id, created_at, updated_at, rate_key, budget)
       SELECT u.id, u.agent, u.type, u.instructions, u.payload, u.metadata, u.tags, u.owner, u.priority, 'pending',
-        u.max_attempts, u.backoff, u.timeout_ms, u.run_at, u.key, '[]', u.schedule_id, $16, $16
+        u.max_attempts, u.backoff, u.timeout_ms, u.run_at, u.key, '[]', u.schedule_id, $16, $16, u.rate_key, u.budget
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-        $9::int[], $10::int[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[])
+        $9::int[], $10::int[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $18::text[], $19::text[])
         AS u(id, agent, type, instructions, payload, metadata, tags, owner, priority, max_attempts, backoff,
-          timeout_ms, run_at, key, schedule_id)
+          timeout_ms, run_at, key, schedule_id, rate_key, budget)
       WHERE EXISTS (SELECT 1 FROM n)
       ON CONFLICT DO NOTHING
       RETURNING id`,
@@ -582,8 +595,10 @@ export class PostgresStore implements Store, ScheduleStore {
       cols[13][i] = j.key;
       cols[14][i] = j.scheduleId;
     });
+    const rateKeys = jobs.map((j) => j.rateKey);
+    const budgets = jobs.map((j) => j.budget);
     const inserted = new Set(
-      (await this.#q<{ id: string }>(this.#insertManySql(), [...cols, now, this.#channel], on)).map((r) => r.id),
+      (await this.#q<{ id: string }>(this.#insertManySql(), [...cols, now, this.#channel, rateKeys, budgets], on)).map((r) => r.id),
     );
     const out: InsertedJob[] = [];
     const missing: NewJob[] = [];
@@ -661,8 +676,8 @@ export class PostgresStore implements Store, ScheduleStore {
         'insertLinked',
         () => `INSERT INTO ${this.#t.jobs} (id, agent, type, instructions, payload, metadata, tags, owner, priority,
           status, error, max_attempts, backoff, timeout_ms, run_at, key, parent_id, depends_on, schedule_id,
-          created_at, updated_at, finished_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)
+          created_at, updated_at, finished_at, rate_key, budget)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22, $23)
         ON CONFLICT DO NOTHING RETURNING id`,
       ),
       [
@@ -687,6 +702,8 @@ export class PostgresStore implements Store, ScheduleStore {
         job.scheduleId,
         now,
         finishedAt,
+        job.rateKey,
+        job.budget,
       ],
       c,
     );
@@ -1509,6 +1526,44 @@ export class PostgresStore implements Store, ScheduleStore {
 
   deleteEvents(before: number): Promise<number> {
     return this.#events.delete(before);
+  }
+
+  // ---- rate limits and usage (their SQL is in limits.ts) -------------------------------------
+
+  setRateLimit(key: string, limit: { max: number; perMs: number } | null): Promise<void> {
+    return this.#limits.setRateLimit(key, limit);
+  }
+
+  listRateLimits(): Promise<RateLimitRecord[]> {
+    return this.#limits.list();
+  }
+
+  takeRateSlots(requests: ReadonlyArray<readonly string[]>): Promise<RateSlot[]> {
+    return this.#limits.take(requests);
+  }
+
+  pauseRateKeys(keys: readonly string[], until: number): Promise<void> {
+    return this.#limits.pause(keys, until);
+  }
+
+  deferJob(lease: Lease, runAt: number): Promise<boolean> {
+    return this.#limits.defer(lease, runAt);
+  }
+
+  addUsage(lease: Lease, usage: UsageRecord): Promise<boolean> {
+    return this.#limits.addUsage(lease, usage);
+  }
+
+  jobUsage(jobId: string, options: { tree: boolean }): Promise<UsageTotals> {
+    return this.#limits.jobUsage(jobId, options.tree);
+  }
+
+  usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>> {
+    return this.#limits.usageBy(group, owner);
+  }
+
+  budgetChain(jobId: string): Promise<Array<{ jobId: string; budget: string }>> {
+    return this.#limits.budgetChain(jobId);
   }
 
   // ---- durable steps, suspended jobs, approvals (their SQL is in durable.ts) -----------------

@@ -18,6 +18,7 @@ import { eventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
+import { limitsMigrationSql } from './limits.ts';
 
 export interface Migration {
   version: number;
@@ -132,5 +133,10 @@ CREATE TABLE ${s}.agents (
     version: 5,
     name: 'durable steps and approvals',
     sql: durableMigrationSql,
+  },
+  {
+    version: 6,
+    name: 'rate limits, usage and budgets',
+    sql: limitsMigrationSql,
   },
 ];

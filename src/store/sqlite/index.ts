@@ -37,6 +37,10 @@ import type {
   TokenRecord,
   UserRecord,
   UserRole,
+  RateLimitRecord,
+  RateSlot,
+  UsageRecord,
+  UsageTotals,
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
@@ -66,6 +70,7 @@ import { migrations } from './migrations.ts';
 import { SqliteSchedules } from './schedules.ts';
 import { SqliteUsers } from './users.ts';
 import { SqliteDurable } from './durable.ts';
+import { SqliteLimits } from './limits.ts';
 import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
 export interface SqliteStoreOptions {
@@ -93,16 +98,16 @@ function jobEventSql(count: number): string {
   return sql;
 }
 
-/** Rows per multi-row INSERT: 22 columns × 45 rows stays under SQLite's 999-parameter floor. */
-const ROWS_PER_INSERT = 45;
+/** Rows per multi-row INSERT: 24 columns × 41 rows stays under SQLite's 999-parameter floor. */
+const ROWS_PER_INSERT = 41;
 const insertSqlCache = new Map<number, string>();
 function insertSql(rows: number): string {
   let sql = insertSqlCache.get(rows);
   if (!sql) {
-    const row = `(${new Array(22).fill('?').join(', ')})`;
+    const row = `(${new Array(24).fill('?').join(', ')})`;
     sql = `INSERT INTO jobs (id, agent, type, instructions, payload, metadata, tags, owner, priority, status,
       error, max_attempts, backoff, timeout_ms, run_at, key, parent_id, depends_on, schedule_id,
-      created_at, updated_at, finished_at) VALUES ${new Array(rows).fill(row).join(', ')}`;
+      created_at, updated_at, finished_at, rate_key, budget) VALUES ${new Array(rows).fill(row).join(', ')}`;
     insertSqlCache.set(rows, sql);
   }
   return sql;
@@ -138,6 +143,8 @@ function insertParams(
     now,
     now,
     finishedAt,
+    job.rateKey,
+    job.budget,
   ];
 }
 
@@ -965,6 +972,53 @@ export class SqliteStore implements Store {
 
   async fireSchedule(firing: ScheduleFiring): Promise<FiringResult> {
     return this.#schedules.fire(firing);
+  }
+
+  // ---- rate limits and usage (their SQL is in limits.ts) -------------------------------------
+
+  readonly #limits = new SqliteLimits({
+    all: (sql, ...params) => this.#all(sql, ...params),
+    get: (sql, ...params) => this.#get(sql, ...params),
+    run: (sql, ...params) => this.#run(sql, ...params),
+    tx: (fn) => this.#tx(fn),
+    now: () => this.now(),
+    note: (type, ids) => this.#note(type, ids),
+  });
+
+  async setRateLimit(key: string, limit: { max: number; perMs: number } | null): Promise<void> {
+    this.#limits.setRateLimit(key, limit);
+  }
+
+  async listRateLimits(): Promise<RateLimitRecord[]> {
+    return this.#limits.list();
+  }
+
+  async takeRateSlots(requests: ReadonlyArray<readonly string[]>): Promise<RateSlot[]> {
+    return this.#limits.take(requests);
+  }
+
+  async pauseRateKeys(keys: readonly string[], until: number): Promise<void> {
+    this.#limits.pause(keys, until);
+  }
+
+  async deferJob(lease: Lease, runAt: number): Promise<boolean> {
+    return this.#limits.defer(lease, runAt);
+  }
+
+  async addUsage(lease: Lease, usage: UsageRecord): Promise<boolean> {
+    return this.#limits.addUsage(lease, usage);
+  }
+
+  async jobUsage(jobId: string, options: { tree: boolean }): Promise<UsageTotals> {
+    return this.#limits.jobUsage(jobId, options.tree);
+  }
+
+  async usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>> {
+    return this.#limits.usageBy(group, owner);
+  }
+
+  async budgetChain(jobId: string): Promise<Array<{ jobId: string; budget: string }>> {
+    return this.#limits.budgetChain(jobId);
   }
 
   // ---- durable steps, suspended jobs, approvals (their SQL is in durable.ts) -----------------

@@ -5,6 +5,7 @@
  */
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
+import { limitsMigrationSql } from './limits.ts';
 
 export interface Migration {
   version: number;
@@ -150,5 +151,10 @@ CREATE INDEX events_created ON events (created_at);
     version: 5,
     name: 'durable steps and approvals',
     sql: durableMigrationSql,
+  },
+  {
+    version: 6,
+    name: 'rate limits, usage and budgets',
+    sql: limitsMigrationSql,
   },
 ];

@@ -1,0 +1,238 @@
+/**
+ * Rate limits and usage on PostgreSQL. Taking a start locks the keys' rows
+ * (in key order, so takers never deadlock), so every worker on every machine
+ * counts the same window.
+ */
+import type pg from 'pg';
+import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface PostgresLimitAccess {
+  table(name: string): string;
+  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
+  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
+  notify(c: Queryable): Promise<void>;
+  now(): number;
+}
+
+export function limitsMigrationSql(s: string): string {
+  return `
+ALTER TABLE ${s}.jobs ADD COLUMN rate_key text;
+ALTER TABLE ${s}.jobs ADD COLUMN budget text;
+CREATE TABLE ${s}.rate_limits (
+  key text PRIMARY KEY,
+  max int,
+  per_ms bigint,
+  paused_until bigint
+);
+CREATE TABLE ${s}.rate_starts (
+  key text NOT NULL,
+  at bigint NOT NULL
+);
+CREATE INDEX rate_starts_key ON ${s}.rate_starts (key, at);
+CREATE TABLE ${s}.job_usage (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  job_id text COLLATE "C" NOT NULL,
+  model text,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cost_usd double precision NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX job_usage_job ON ${s}.job_usage (job_id);
+`;
+}
+
+const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
+
+interface TotalsRow extends Record<string, unknown> {
+  calls: string | number;
+  input: string | null;
+  output: string | null;
+  cost: string | number | null;
+}
+
+const totals = (r: TotalsRow | undefined): UsageTotals => ({
+  calls: Number(r?.calls ?? 0),
+  inputTokens: Number(r?.input ?? 0),
+  outputTokens: Number(r?.output ?? 0),
+  costUsd: Number(r?.cost ?? 0),
+});
+
+const SUMS = `count(u.id) AS calls, sum(u.input_tokens) AS input, sum(u.output_tokens) AS output, sum(u.cost_usd) AS cost`;
+
+export class PostgresLimits {
+  readonly #db: PostgresLimitAccess;
+
+  constructor(db: PostgresLimitAccess) {
+    this.#db = db;
+  }
+
+  #t(name: string): string {
+    return this.#db.table(name);
+  }
+
+  async setRateLimit(key: string, limit: { max: number; perMs: number } | null): Promise<void> {
+    await this.#db.tx(async (c) => {
+      if (limit === null) {
+        await this.#db.q(`DELETE FROM ${this.#t('rate_limits')} WHERE key = $1`, [key], c);
+        await this.#db.q(`DELETE FROM ${this.#t('rate_starts')} WHERE key = $1`, [key], c);
+        return;
+      }
+      await this.#db.q(
+        `INSERT INTO ${this.#t('rate_limits')} (key, max, per_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms`,
+        [key, limit.max, limit.perMs],
+        c,
+      );
+    });
+  }
+
+  async list(): Promise<RateLimitRecord[]> {
+    const rows = await this.#db.q<{ key: string; max: number | null; per_ms: string | null; paused_until: string | null }>(
+      `SELECT * FROM ${this.#t('rate_limits')} ORDER BY key`,
+    );
+    return rows.map((r) => ({ key: r.key, max: r.max == null ? null : Number(r.max), perMs: r.per_ms == null ? null : Number(r.per_ms), pausedUntil: r.paused_until == null ? null : Number(r.paused_until) }));
+  }
+
+  take(requests: ReadonlyArray<readonly string[]>): Promise<RateSlot[]> {
+    const keys = [...new Set(requests.flat())].sort();
+    return this.#db.tx(async (c) => {
+      // Lock the keys' rows in key order (takers never deadlock), then count each window once.
+      const rows = await this.#db.q<{ key: string; max: number | null; per_ms: string | null; paused_until: string | null }>(
+        `SELECT * FROM ${this.#t('rate_limits')} WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+        [keys],
+        c,
+      );
+      // The time once the keys are locked: starts are recorded in the order they are let through.
+      const now = this.#db.now();
+      const state = new Map<string, { max: number | null; perMs: number; count: number; pausedUntil: number | null }>();
+      for (const row of rows) {
+        const pausedUntil = row.paused_until != null && Number(row.paused_until) > now ? Number(row.paused_until) : null;
+        if (row.max == null || row.per_ms == null) {
+          if (pausedUntil == null) {
+            // A pause that has passed, on a key with no limit of its own: gone.
+            await this.#db.q(`DELETE FROM ${this.#t('rate_limits')} WHERE key = $1 AND max IS NULL`, [row.key], c);
+          } else state.set(row.key, { max: null, perMs: 0, count: 0, pausedUntil });
+          continue;
+        }
+        const perMs = Number(row.per_ms);
+        await this.#db.q(`DELETE FROM ${this.#t('rate_starts')} WHERE key = $1 AND at <= $2`, [row.key, now - perMs], c);
+        const [{ n }] = await this.#db.q<{ n: string }>(`SELECT count(*) AS n FROM ${this.#t('rate_starts')} WHERE key = $1`, [row.key], c);
+        state.set(row.key, { max: Number(row.max), perMs, count: Number(n), pausedUntil });
+      }
+      const out: RateSlot[] = [];
+      const inserts: string[] = [];
+      for (const request of requests) {
+        let refused: RateSlot | null = null;
+        const taking: string[] = [];
+        for (const key of [...new Set(request)].sort()) {
+          const s = state.get(key);
+          if (!s) continue;
+          if (s.pausedUntil != null) {
+            refused = { ok: false, retryAt: s.pausedUntil, key };
+            break;
+          }
+          if (s.max == null) continue;
+          if (s.count >= s.max) {
+            // Free again once the oldest start that fills the window has left it (this batch's own are at now).
+            const offset = s.count - s.max;
+            const stored = Number(
+              (await this.#db.q<{ n: string }>(`SELECT count(*) AS n FROM ${this.#t('rate_starts')} WHERE key = $1`, [key], c))[0].n,
+            );
+            let at = now;
+            if (offset < stored) {
+              const [row] = await this.#db.q<{ at: string }>(
+                `SELECT at FROM ${this.#t('rate_starts')} WHERE key = $1 ORDER BY at LIMIT 1 OFFSET $2`,
+                [key, offset],
+                c,
+              );
+              at = Number(row?.at ?? now);
+            }
+            refused = { ok: false, retryAt: at + s.perMs + 1, key };
+            break;
+          }
+          taking.push(key);
+        }
+        if (refused) {
+          out.push(refused);
+          continue;
+        }
+        for (const key of taking) {
+          state.get(key)!.count++;
+          inserts.push(key);
+        }
+        out.push({ ok: true });
+      }
+      if (inserts.length > 0) {
+        await this.#db.q(`INSERT INTO ${this.#t('rate_starts')} (key, at) SELECT k, $2 FROM unnest($1::text[]) AS k`, [inserts, now], c);
+      }
+      return out;
+    });
+  }
+
+  async pause(keys: readonly string[], until: number): Promise<void> {
+    await this.#db.q(
+      `INSERT INTO ${this.#t('rate_limits')} (key, paused_until) SELECT k, $2 FROM unnest($1::text[]) AS k
+       ON CONFLICT (key) DO UPDATE SET paused_until = greatest(coalesce(${this.#t('rate_limits')}.paused_until, 0), excluded.paused_until)`,
+      [[...new Set(keys)].sort(), until],
+    );
+  }
+
+  defer(lease: Lease, runAt: number): Promise<boolean> {
+    return this.#db.tx(async (c) => {
+      const rows = await this.#db.q(
+        `UPDATE ${this.#t('jobs')} SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+           started_at = NULL, heartbeat_at = NULL, run_at = $4, updated_at = $5 WHERE id = $1 AND ${FENCE} RETURNING id`,
+        [lease.id, lease.workerId, lease.attempt, runAt, this.#db.now()],
+        c,
+      );
+      if (rows.length > 0) await this.#db.notify(c);
+      return rows.length > 0;
+    });
+  }
+
+  async addUsage(lease: Lease, u: UsageRecord): Promise<boolean> {
+    const rows = await this.#db.q(
+      `INSERT INTO ${this.#t('job_usage')} (job_id, model, input_tokens, output_tokens, cost_usd, created_at)
+       SELECT id, $4, $5, $6, $7, $8 FROM ${this.#t('jobs')} WHERE id = $1 AND ${FENCE} RETURNING job_id`,
+      [lease.id, lease.workerId, lease.attempt, u.model, u.inputTokens, u.outputTokens, u.costUsd, this.#db.now()],
+    );
+    return rows.length > 0;
+  }
+
+  async jobUsage(jobId: string, tree: boolean): Promise<UsageTotals> {
+    if (!tree) {
+      const [row] = await this.#db.q<TotalsRow>(`SELECT ${SUMS} FROM ${this.#t('job_usage')} u WHERE u.job_id = $1`, [jobId]);
+      return totals(row);
+    }
+    const [row] = await this.#db.q<TotalsRow>(
+      `WITH RECURSIVE t(id) AS (SELECT $1::text COLLATE "C" UNION SELECT j.id FROM ${this.#t('jobs')} j JOIN t ON j.parent_id = t.id)
+       SELECT ${SUMS} FROM ${this.#t('job_usage')} u JOIN t ON u.job_id = t.id`,
+      [jobId],
+    );
+    return totals(row);
+  }
+
+  async usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>> {
+    const column = group === 'agent' ? 'j.agent' : 'j.owner';
+    const where = owner == null ? '' : 'WHERE j.owner = $1';
+    const rows = await this.#db.q<TotalsRow & { name: string | null }>(
+      `SELECT ${column} AS name, ${SUMS} FROM ${this.#t('job_usage')} u JOIN ${this.#t('jobs')} j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
+      owner == null ? [] : [owner],
+    );
+    return rows.map((r) => ({ name: r.name, ...totals(r) }));
+  }
+
+  async budgetChain(jobId: string): Promise<Array<{ jobId: string; budget: string }>> {
+    const rows = await this.#db.q<{ id: string; budget: string }>(
+      `WITH RECURSIVE a(id, parent_id, budget, depth) AS (
+         SELECT id, parent_id, budget, 0 FROM ${this.#t('jobs')} WHERE id = $1
+         UNION ALL SELECT j.id, j.parent_id, j.budget, a.depth + 1 FROM ${this.#t('jobs')} j JOIN a ON j.id = a.parent_id WHERE a.depth < 100)
+       SELECT id, budget FROM a WHERE budget IS NOT NULL ORDER BY depth`,
+      [jobId],
+    );
+    return rows.map((r) => ({ jobId: r.id, budget: r.budget }));
+  }
+}

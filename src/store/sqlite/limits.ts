@@ -1,0 +1,218 @@
+/**
+ * Rate limits and usage on SQLite. A start is taken in a write transaction
+ * (`BEGIN IMMEDIATE`), so processes on one file count the same window: the
+ * starts of the last `perMs` are rows, and a key takes one only while fewer
+ * than `max` are there.
+ */
+import type { SQLInputValue } from 'node:sqlite';
+import type { JobEventType, Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
+
+export interface SqliteLimitAccess {
+  all<T>(sql: string, ...params: SQLInputValue[]): T[];
+  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
+  run(sql: string, ...params: SQLInputValue[]): number;
+  tx<T>(fn: () => T): T;
+  now(): number;
+  note(type: JobEventType, ids: string | readonly string[]): void;
+}
+
+export const limitsMigrationSql = `
+ALTER TABLE jobs ADD COLUMN rate_key TEXT;
+ALTER TABLE jobs ADD COLUMN budget TEXT;
+CREATE TABLE rate_limits (
+  key TEXT PRIMARY KEY,
+  max INTEGER,
+  per_ms INTEGER,
+  paused_until INTEGER
+);
+CREATE TABLE rate_starts (
+  key TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX rate_starts_key ON rate_starts (key, at);
+CREATE TABLE job_usage (
+  id INTEGER PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  model TEXT,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX job_usage_job ON job_usage (job_id);
+`;
+
+const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
+
+interface TotalsRow {
+  calls: number;
+  input: number | null;
+  output: number | null;
+  cost: number | null;
+}
+
+const totals = (r: TotalsRow | undefined): UsageTotals => ({
+  calls: Number(r?.calls ?? 0),
+  inputTokens: Number(r?.input ?? 0),
+  outputTokens: Number(r?.output ?? 0),
+  costUsd: Number(r?.cost ?? 0),
+});
+
+const SUMS = `count(u.id) AS calls, sum(u.input_tokens) AS input, sum(u.output_tokens) AS output, sum(u.cost_usd) AS cost`;
+
+export class SqliteLimits {
+  readonly #db: SqliteLimitAccess;
+
+  constructor(db: SqliteLimitAccess) {
+    this.#db = db;
+  }
+
+  setRateLimit(key: string, limit: { max: number; perMs: number } | null): void {
+    this.#db.tx(() => {
+      if (limit === null) {
+        this.#db.run('DELETE FROM rate_limits WHERE key = ?', key);
+        this.#db.run('DELETE FROM rate_starts WHERE key = ?', key);
+        return;
+      }
+      this.#db.run(
+        `INSERT INTO rate_limits (key, max, per_ms) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms`,
+        key,
+        limit.max,
+        limit.perMs,
+      );
+    });
+  }
+
+  list(): RateLimitRecord[] {
+    return this.#db
+      .all<{ key: string; max: number | null; per_ms: number | null; paused_until: number | null }>('SELECT * FROM rate_limits ORDER BY key')
+      .map((r) => ({ key: r.key, max: r.max == null ? null : Number(r.max), perMs: r.per_ms == null ? null : Number(r.per_ms), pausedUntil: r.paused_until == null ? null : Number(r.paused_until) }));
+  }
+
+  take(requests: ReadonlyArray<readonly string[]>): RateSlot[] {
+    return this.#db.tx(() => {
+      // The time once the write lock is held: starts are recorded in the order they are let through.
+      const now = this.#db.now();
+      const state = new Map<string, { max: number | null; perMs: number; count: number; pausedUntil: number | null } | null>();
+      const load = (key: string) => {
+        if (state.has(key)) return state.get(key)!;
+        const row = this.#db.get<{ max: number | null; per_ms: number | null; paused_until: number | null }>('SELECT * FROM rate_limits WHERE key = ?', key);
+        let s: { max: number | null; perMs: number; count: number; pausedUntil: number | null } | null = null;
+        if (row) {
+          const pausedUntil = row.paused_until != null && Number(row.paused_until) > now ? Number(row.paused_until) : null;
+          if (row.max == null || row.per_ms == null) {
+            // A pause that has passed, on a key with no limit of its own: gone.
+            if (pausedUntil == null) this.#db.run('DELETE FROM rate_limits WHERE key = ? AND max IS NULL', key);
+            else s = { max: null, perMs: 0, count: 0, pausedUntil };
+          } else {
+            const perMs = Number(row.per_ms);
+            this.#db.run('DELETE FROM rate_starts WHERE key = ? AND at <= ?', key, now - perMs);
+            const count = Number(this.#db.get<{ n: number }>('SELECT count(*) AS n FROM rate_starts WHERE key = ?', key)!.n);
+            s = { max: Number(row.max), perMs, count, pausedUntil };
+          }
+        }
+        state.set(key, s);
+        return s;
+      };
+      return requests.map((keys): RateSlot => {
+        const taking: string[] = [];
+        for (const key of [...new Set(keys)].sort()) {
+          const s = load(key);
+          if (!s) continue;
+          if (s.pausedUntil != null) return { ok: false, retryAt: s.pausedUntil, key };
+          if (s.max == null) continue;
+          if (s.count >= s.max) {
+            // Free again once the oldest start that fills the window has left it.
+            const at = this.#db.get<{ at: number }>('SELECT at FROM rate_starts WHERE key = ? ORDER BY at LIMIT 1 OFFSET ?', key, s.count - s.max);
+            return { ok: false, retryAt: Number(at?.at ?? now) + s.perMs + 1, key };
+          }
+          taking.push(key);
+        }
+        for (const key of taking) {
+          this.#db.run('INSERT INTO rate_starts (key, at) VALUES (?, ?)', key, now);
+          state.get(key)!.count++;
+        }
+        return { ok: true };
+      });
+    });
+  }
+
+  pause(keys: readonly string[], until: number): void {
+    this.#db.tx(() => {
+      for (const key of new Set(keys)) {
+        this.#db.run(
+          `INSERT INTO rate_limits (key, paused_until) VALUES (?, ?)
+           ON CONFLICT (key) DO UPDATE SET paused_until = max(coalesce(paused_until, 0), excluded.paused_until)`,
+          key,
+          until,
+        );
+      }
+    });
+  }
+
+  defer(lease: Lease, runAt: number): boolean {
+    const now = this.#db.now();
+    return this.#db.tx(() => {
+      const changed = this.#db.run(
+        `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+           started_at = NULL, heartbeat_at = NULL, run_at = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
+        runAt,
+        now,
+        lease.id,
+        lease.workerId,
+        lease.attempt,
+      );
+      if (changed > 0) this.#db.note('job.released', lease.id);
+      return changed > 0;
+    });
+  }
+
+  addUsage(lease: Lease, u: UsageRecord): boolean {
+    return this.#db.tx(() => {
+      if (!this.#db.get(`SELECT 1 FROM jobs WHERE id = ? AND ${FENCE}`, lease.id, lease.workerId, lease.attempt)) return false;
+      this.#db.run(
+        'INSERT INTO job_usage (job_id, model, input_tokens, output_tokens, cost_usd, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        u.jobId,
+        u.model,
+        u.inputTokens,
+        u.outputTokens,
+        u.costUsd,
+        this.#db.now(),
+      );
+      return true;
+    });
+  }
+
+  jobUsage(jobId: string, tree: boolean): UsageTotals {
+    if (!tree) return totals(this.#db.get<TotalsRow>(`SELECT ${SUMS} FROM job_usage u WHERE u.job_id = ?`, jobId));
+    return totals(
+      this.#db.get<TotalsRow>(
+        `WITH RECURSIVE t(id) AS (SELECT ? UNION SELECT j.id FROM jobs j JOIN t ON j.parent_id = t.id)
+         SELECT ${SUMS} FROM job_usage u JOIN t ON u.job_id = t.id`,
+        jobId,
+      ),
+    );
+  }
+
+  usageBy(group: 'agent' | 'owner', owner?: string): Array<UsageTotals & { name: string | null }> {
+    const column = group === 'agent' ? 'j.agent' : 'j.owner';
+    const where = owner == null ? '' : 'WHERE j.owner = ?';
+    return this.#db
+      .all<TotalsRow & { name: string | null }>(
+        `SELECT ${column} AS name, ${SUMS} FROM job_usage u JOIN jobs j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
+        ...(owner == null ? [] : [owner]),
+      )
+      .map((r) => ({ name: r.name, ...totals(r) }));
+  }
+
+  budgetChain(jobId: string): Array<{ jobId: string; budget: string }> {
+    return this.#db.all<{ id: string; budget: string }>(
+      `WITH RECURSIVE a(id, parent_id, budget, depth) AS (
+         SELECT id, parent_id, budget, 0 FROM jobs WHERE id = ?
+         UNION ALL SELECT j.id, j.parent_id, j.budget, a.depth + 1 FROM jobs j JOIN a ON j.id = a.parent_id WHERE a.depth < 100)
+       SELECT id, budget FROM a WHERE budget IS NOT NULL ORDER BY depth`,
+      jobId,
+    ).map((r) => ({ jobId: r.id, budget: r.budget }));
+  }
+}
