@@ -215,9 +215,13 @@ forEachEngine((engine) => {
             return children.reduce((sum, c) => sum + (c.result as number), 0);
           },
           square: async (job) => {
-            // The parent is parked while its children run.
-            const parent = await queue.get(job.parentId!);
-            if (parent.status === 'waiting') seenWaiting.resolve(parent);
+            // The parent is parked while its children run (its slot is free once its handler
+            // returned, so a child may start while the parking is still being written).
+            const parent = await waitFor(async () => {
+              const p = await queue.get(job.parentId!);
+              return p.status === 'waiting' ? p : null;
+            }, { what: 'the parent to be parked' });
+            seenWaiting.resolve(parent);
             return (job.payload as number) ** 2;
           },
         },
