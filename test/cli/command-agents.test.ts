@@ -176,8 +176,9 @@ agents:
     const db = freshDb();
     const file = agentsFile(db, `agents:\n  shout:\n    shell: true\n    command: ['printf "%s!" "$1" | tr a-z A-Z', '{instructions}']\n`);
     const server = start(db, ['serve', '--agents', file]);
-    await server.output(/is running/, 'the serve banner');
-    assert.match(server.stdout(), /agents\s+echo, demo, shout/);
+    // The banner is written line by line: wait for the line that is checked.
+    await server.output(/agents\s+echo, demo, shout/, 'the serve banner, to its agents line');
+    assert.match(server.stdout(), /is running/);
     const r = await agentq(db, ['submit', '-a', 'shout', '--instructions', "it's $(late)", '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).result, "IT'S $(LATE)!");
