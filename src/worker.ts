@@ -102,6 +102,53 @@ interface Running {
   lease: Lease;
   abort: AbortController;
   done: Promise<void>;
+  /** Its index in the running set; -1 once it has left. */
+  slot: number;
+}
+
+/**
+ * The attempts a worker runs: an array with swap-removal. Not a Map: a Map
+ * that entries keep entering and leaving is rehashed into a new table every
+ * few dozen jobs, and V8 links each discarded table to its successor, so
+ * one discarded table that reached the old generation keeps every later
+ * table, and every job they held, alive until the next full collection —
+ * the young generation then grows to its maximum and the old one fills.
+ */
+class RunningSet {
+  readonly #items: Running[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  add(r: Running): void {
+    r.slot = this.#items.push(r) - 1;
+  }
+
+  delete(r: Running): void {
+    const items = this.#items;
+    if (r.slot < 0 || items[r.slot] !== r) return;
+    const last = items.pop()!;
+    if (last !== r) {
+      items[r.slot] = last;
+      last.slot = r.slot;
+    }
+    r.slot = -1;
+  }
+
+  has(r: Running): boolean {
+    return r.slot >= 0 && this.#items[r.slot] === r;
+  }
+
+  /** A copy, for callers that await while they go through it. */
+  list(): Running[] {
+    return this.#items.slice();
+  }
+
+  /** Without a copy: aborting one removes nothing at once (that happens once its run settles). */
+  forEach(fn: (r: Running) => void): void {
+    for (const r of this.#items) fn(r);
+  }
 }
 
 const newWorkerId = monotonicFactory();
@@ -143,8 +190,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #rescueMs: number;
   readonly #graceMs: number;
   readonly #random: () => number;
-  /** Keyed by lease (job id and attempt): a cancelled attempt and its retry may overlap here. */
-  readonly #running = new Map<string, Running>();
+  /** A cancelled attempt and its retry may overlap here. */
+  readonly #running = new RunningSet();
   #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
   #flushScheduled = false;
   #claiming = false;
@@ -189,7 +236,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Jobs running now. */
   get running(): Job[] {
-    return [...this.#running.values()].map((r) => r.job);
+    return this.#running.list().map((r) => r.job);
   }
 
   #emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
@@ -241,9 +288,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
-    for (const r of this.#running.values()) {
+    this.#running.forEach((r) => {
       if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError({ force: options?.force }));
-    }
+    });
   };
 
   #onStoreChange = () => {
@@ -328,15 +375,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #start(job: Job): void {
     const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
     const abort = new AbortController();
-    const running: Running = { job, lease, abort, done: Promise.resolve() };
-    const key = leaseKey(lease);
+    const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
     // A new attempt proves any older one of the same job has lost its lease.
-    for (const r of this.#running.values()) {
+    this.#running.forEach((r) => {
       if (r.job.id === job.id && !r.abort.signal.aborted) r.abort.abort(new LeaseLostError());
-    }
-    this.#running.set(key, running);
+    });
+    this.#running.add(running);
     running.done = this.#run(running).finally(() => {
-      this.#running.delete(key);
+      this.#running.delete(running);
       if (this.#state === 'running') this.#wake();
     });
   }
@@ -489,7 +535,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Renews (or only checks) the leases of running jobs; aborts the jobs whose lease is gone. */
   async #checkLeases(renew = false): Promise<void> {
     this.#lastLeaseCheck = Date.now();
-    const running = [...this.#running.values()];
+    const running = this.#running.list();
     if (running.length === 0) return;
     let lost: Running[];
     if (renew) {
@@ -512,7 +558,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
     const forced = await this.#forcedCancels(lost.filter((r) => states.get(r.job.id)?.status === 'cancelled'));
     for (const r of lost) {
-      if (this.#running.get(leaseKey(r.lease)) !== r || r.abort.signal.aborted) continue;
+      if (!this.#running.has(r) || r.abort.signal.aborted) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
       r.abort.abort(cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
@@ -566,12 +612,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.#state = 'stopping';
     clearTimeout(this.#nextRunTimer);
-    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    const all = () => Promise.all(this.#running.list().map((r) => r.done));
     if (this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
-      for (const r of this.#running.values()) r.abort.abort(new ShutdownError());
+      for (const r of this.#running.list()) r.abort.abort(new ShutdownError());
       await all();
     }
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
@@ -589,10 +635,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#state = 'stopped';
     this.#emit('stopped');
   }
-}
-
-function leaseKey(lease: Lease): string {
-  return `${lease.id}#${lease.attempt}`;
 }
 
 function toError(thrown: unknown): Error {
