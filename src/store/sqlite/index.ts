@@ -65,6 +65,38 @@ export interface SqliteStoreOptions {
 
 const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
+// The statements of the worker's hot path, built once (the statement cache is keyed by their text).
+const COMPLETE_SQL = `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,
+    updated_at = ?, lease_expires_at = NULL WHERE id = ? AND ${FENCE}`;
+const FAIL_SQL = `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+    WHERE id = ? AND ${FENCE}`;
+/** A JSON array of ids as a set, one statement for any number of them. */
+const IDS = `SELECT value FROM json_each(?)`;
+const DEPENDENTS_OF_SQL = `SELECT DISTINCT job_id FROM job_deps WHERE depends_on IN (${IDS})`;
+const RETRY_SQL = `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
+    updated_at = ? WHERE id = ? AND ${FENCE}`;
+const WAIT_SQL = `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+      AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
+    attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
+    run_at = ?, updated_at = ?
+  WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`;
+const RELEASE_SQL = `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+    started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`;
+const HEARTBEAT_SQL = `UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND ${FENCE}`;
+const RESUME_PARENTS_SQL = `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
+  WHERE id IN (SELECT parent_id FROM jobs WHERE id IN (${IDS}) AND parent_id IS NOT NULL)
+    AND status IN (${fromStatesSql('resume')})
+    AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+      AND c.status IN ('blocked','pending','running','waiting'))
+  RETURNING id`;
+const UNBLOCK_SQL = `UPDATE jobs SET status = 'pending', updated_at = ?
+  WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
+    SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
+    WHERE d.job_id = ? AND j.status <> 'completed')`;
+const CANCEL_DEPENDENT_SQL = `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?
+  WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`;
+const SET_PROGRESS_SQL = `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`;
+
 /** Jobs per event INSERT. */
 const EVENT_CHUNK = 256;
 const jobEventSqlCache = new Map<number, string>();
@@ -444,7 +476,7 @@ export class SqliteStore implements Store {
     this.#tx(() => {
       for (const l of leases) {
         const changed = this.#run(
-          `UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND ${FENCE}`,
+          HEARTBEAT_SQL,
           now,
           now + leaseMs,
           l.id,
@@ -460,54 +492,43 @@ export class SqliteStore implements Store {
   async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
     if (outcomes.length === 0) return [];
     const now = this.now();
-    return this.#tx(() => outcomes.map((o) => this.#finishOne(o, now)));
+    return this.#tx(() => {
+      const completed: string[] = [];
+      const failed: string[] = [];
+      const took = outcomes.map((o) => this.#finishOne(o, now, completed, failed));
+      // What finished jobs set off, once for the batch: most jobs have no dependents and no parent.
+      if (completed.length > 0) {
+        for (const { job_id } of this.#all<{ job_id: string }>(DEPENDENTS_OF_SQL, JSON.stringify(completed))) {
+          this.#unblock(job_id, now);
+        }
+      }
+      for (const id of failed) this.#cancelDependents(id, 'failed', now);
+      this.#resumeParents(failed.length > 0 ? [...completed, ...failed] : completed, now);
+      return took;
+    });
   }
 
-  #finishOne(o: Outcome, now: number): boolean {
+  /** Writes one outcome; a completed or failed job's id goes to its list, for what it sets off. */
+  #finishOne(o: Outcome, now: number, completed: string[], failed: string[]): boolean {
     const { id, workerId, attempt } = o.lease;
     switch (o.kind) {
       case 'complete': {
-        const changed = this.#run(
-          `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,
-             updated_at = ?, lease_expires_at = NULL WHERE id = ? AND ${FENCE}`,
-          o.result,
-          now,
-          now,
-          id,
-          workerId,
-          attempt,
-        );
-        if (changed) {
-          this.#note('job.completed', id);
-          this.#unblockDependents(id, now);
-          this.#resumeParents([id], now);
-        }
-        return changed > 0;
+        if (this.#run(COMPLETE_SQL, o.result, now, now, id, workerId, attempt) === 0) return false;
+        this.#note('job.completed', id);
+        completed.push(id);
+        return true;
       }
       case 'fail': {
-        const changed = this.#run(
-          `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
-           WHERE id = ? AND ${FENCE}`,
-          o.error,
-          now,
-          now,
-          id,
-          workerId,
-          attempt,
-        );
-        if (changed) {
-          this.#note('job.failed', id);
-          this.#cancelDependents(id, 'failed', now);
-          this.#resumeParents([id], now);
-        }
-        return changed > 0;
+        if (this.#run(FAIL_SQL, o.error, now, now, id, workerId, attempt) === 0) return false;
+        this.#note('job.failed', id);
+        failed.push(id);
+        return true;
       }
       case 'retry':
         {
           const changed =
             this.#run(
-            `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
-               updated_at = ? WHERE id = ? AND ${FENCE}`,
+            RETRY_SQL,
             o.error,
             o.runAt,
             now,
@@ -522,11 +543,7 @@ export class SqliteStore implements Store {
         // Parked until its children finish: no lease, no slot, the attempt given back.
         // With no unfinished child left it is due again at once (an event like a release's).
         const parked = this.#get<{ status: JobStatus }>(
-          `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-               AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
-             attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL,
-             run_at = ?, updated_at = ?
-           WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`,
+          WAIT_SQL,
           now,
           now,
           id,
@@ -541,8 +558,7 @@ export class SqliteStore implements Store {
         {
           const changed =
             this.#run(
-            `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-               started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`,
+            RELEASE_SQL,
             now,
             id,
             workerId,
@@ -554,21 +570,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Dependents whose last dependency just completed become pending. */
-  #unblockDependents(id: string, now: number): void {
-    const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', id);
-    for (const { job_id } of dependents) {
-      const changed = this.#run(
-        `UPDATE jobs SET status = 'pending', updated_at = ?
-         WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
-           SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
-           WHERE d.job_id = ? AND j.status <> 'completed')`,
-        now,
-        job_id,
-        job_id,
-      );
-      if (changed) this.#note('job.unblocked', job_id);
-    }
+  /** A dependent whose last dependency just completed becomes pending. */
+  #unblock(jobId: string, now: number): void {
+    if (this.#run(UNBLOCK_SQL, now, jobId, jobId)) this.#note('job.unblocked', jobId);
   }
 
   /** Dependents (transitively) of a failed or cancelled job are cancelled, naming it. */
@@ -580,8 +584,7 @@ export class SqliteStore implements Store {
       const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', dep);
       for (const { job_id } of dependents) {
         const changed = this.#run(
-          `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?
-           WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`,
+          CANCEL_DEPENDENT_SQL,
           dependencyError(dep, depStatus),
           now,
           now,
@@ -624,26 +627,16 @@ export class SqliteStore implements Store {
 
   /** A waiting parent whose last unfinished child just finished is due again. */
   #resumeParents(childIds: readonly string[], now: number): void {
-    for (const child of childIds) {
-      const resumed = this.#all<{ id: string }>(
-        `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
-         WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')})
-           AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-             AND c.status IN ('blocked','pending','running','waiting'))
-         RETURNING id`,
-        now,
-        now,
-        child,
-      );
-      this.#note('job.resumed', resumed.map((r) => r.id));
-    }
+    if (childIds.length === 0) return;
+    const resumed = this.#all<{ id: string }>(RESUME_PARENTS_SQL, now, now, JSON.stringify(childIds));
+    this.#note('job.resumed', resumed.map((r) => r.id));
   }
 
   async setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean> {
     return this.#tx(() => {
       const changed =
         this.#run(
-          `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
+          SET_PROGRESS_SQL,
           progress,
           message,
           this.now(),
