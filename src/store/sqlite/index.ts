@@ -10,7 +10,12 @@
  *
  * Cross-process wake-ups: every commit appends to the `-wal` file, so a
  * watcher on the database's folder hears other processes' writes within a
- * millisecond or two without polling. It is a hint; workers still poll slowly.
+ * millisecond or two without polling. The file write comes a moment before
+ * the commit is visible (SQLite publishes it in the shared-memory index
+ * after writing), so a hint is checked against `PRAGMA data_version` (which
+ * moves only when another connection commits) at once and again a few
+ * milliseconds later. This process's own commits are announced directly.
+ * It is a hint; workers still poll slowly.
  */
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
 import { watch, type FSWatcher, mkdirSync } from 'node:fs';
@@ -97,6 +102,9 @@ const CANCEL_DEPENDENT_SQL = `UPDATE jobs SET status = 'cancelled', error = ?, f
   WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`;
 const SET_PROGRESS_SQL = `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`;
 
+/** After a change hint, data_version is looked at again after these delays (ms, each from the last). */
+const RECHECK_MS = [1, 4, 16, 64];
+
 /** Jobs per event INSERT. */
 const EVENT_CHUNK = 256;
 const jobEventSqlCache = new Map<number, string>();
@@ -171,6 +179,11 @@ export class SqliteStore implements Store {
   readonly #listeners = new Set<() => void>();
   #watcher: FSWatcher | undefined;
   #closed = false;
+  /** `PRAGMA data_version` as last seen, and the checks that follow a hint. */
+  #seenVersion = -1;
+  #recheckTimer: NodeJS.Timeout | undefined;
+  #recheckStep = 0;
+  #ownChangePending = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path === ':memory:' ? path : resolve(path);
@@ -218,6 +231,7 @@ export class SqliteStore implements Store {
       const result = fn();
       this.#writeEvents();
       this.#stmt('COMMIT').run();
+      this.#ownChange();
       return result;
     } catch (error) {
       this.#noted = [];
@@ -276,6 +290,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#watcher?.close();
+    clearTimeout(this.#recheckTimer);
     this.#listeners.clear();
     this.#statements.clear();
     this.#db.close();
@@ -840,10 +855,12 @@ export class SqliteStore implements Store {
 
   async workerHeartbeat(id: string): Promise<void> {
     this.#run('UPDATE workers SET heartbeat_at = ? WHERE id = ?', this.now(), id);
+    this.#ownChange();
   }
 
   async removeWorker(id: string): Promise<void> {
     this.#run('DELETE FROM workers WHERE id = ?', id);
+    this.#ownChange();
   }
 
   async listWorkers(aliveWithinMs: number): Promise<WorkerInfo[]> {
@@ -888,6 +905,7 @@ export class SqliteStore implements Store {
       max,
       this.now(),
     );
+    this.#ownChange();
   }
 
   async agentConcurrency(): Promise<Record<string, number>> {
@@ -995,8 +1013,9 @@ export class SqliteStore implements Store {
     this.#listeners.add(listener);
     if (!this.#watcher) {
       const names = new Set([basename(this.path), basename(this.path) + '-wal']);
+      this.#seenVersion = this.#dataVersion();
       this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
-        if (file == null || names.has(String(file))) for (const l of this.#listeners) l();
+        if (file == null || names.has(String(file))) this.#onHint();
       });
       this.#watcher.on('error', () => {
         this.#watcher = undefined;
@@ -1007,7 +1026,65 @@ export class SqliteStore implements Store {
       if (this.#listeners.size === 0) {
         this.#watcher?.close();
         this.#watcher = undefined;
+        clearTimeout(this.#recheckTimer);
+        this.#recheckTimer = undefined;
       }
     };
+  }
+
+  #notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  /** A commit of this connection: listeners hear of it once the current synchronous work is done. */
+  #ownChange(): void {
+    if (this.#listeners.size === 0 || this.#ownChangePending) return;
+    this.#ownChangePending = true;
+    queueMicrotask(() => {
+      this.#ownChangePending = false;
+      if (!this.#closed) this.#notify();
+    });
+  }
+
+  /** Bumped by every commit of another connection; never by this one's. */
+  #dataVersion(): number {
+    try {
+      return Number(this.#get<{ data_version: number }>('PRAGMA data_version')!.data_version);
+    } catch {
+      return NaN;
+    }
+  }
+
+  /** Listeners hear of another connection's commit, once, when it is visible. */
+  #checkOthers(): void {
+    if (this.#closed) return;
+    const version = this.#dataVersion();
+    if (version === this.#seenVersion) return;
+    this.#seenVersion = version;
+    this.#notify();
+  }
+
+  /**
+   * The database or its log was written. If that was another process's commit
+   * it may not be visible yet: look now and, while no newer hint comes, a few
+   * more times over the next tens of milliseconds.
+   */
+  #onHint(): void {
+    this.#checkOthers();
+    // The next look comes soon after this hint, not at the end of a longer wait for an older one.
+    if (this.#recheckTimer && this.#recheckStep === 0) return;
+    clearTimeout(this.#recheckTimer);
+    this.#recheckStep = 0;
+    this.#armRecheck();
+  }
+
+  #armRecheck(): void {
+    this.#recheckTimer = setTimeout(() => {
+      this.#recheckTimer = undefined;
+      if (this.#closed || !this.#watcher) return;
+      this.#checkOthers();
+      if (++this.#recheckStep < RECHECK_MS.length) this.#armRecheck();
+    }, RECHECK_MS[this.#recheckStep]);
+    this.#recheckTimer.unref();
   }
 }
