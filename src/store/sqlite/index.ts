@@ -105,22 +105,16 @@ const SET_PROGRESS_SQL = `UPDATE jobs SET progress = ?, progress_message = ?, up
 /** After a change hint, data_version is looked at again after these delays (ms, each from the last). */
 const RECHECK_MS = [1, 4, 16, 64];
 
-/** Jobs per event INSERT. */
-const EVENT_CHUNK = 256;
-const jobEventSqlCache = new Map<number, string>();
-/** Events for jobs, each carrying the job as it is at commit. */
-function jobEventSql(count: number): string {
-  let sql = jobEventSqlCache.get(count);
-  if (!sql) {
-    sql = `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
-      SELECT ?1, 'agentq', agent, id, owner, json_object('jobId', id, 'agent', agent, 'type', type, 'status', status,
-        'attempt', attempts, 'progress', progress, 'progressMessage', progress_message, 'error', json(error),
-        'parentId', parent_id), ?2
-      FROM jobs WHERE id IN (${new Array(count).fill('?').join(', ')})`;
-    jobEventSqlCache.set(count, sql);
-  }
-  return sql;
-}
+/**
+ * Events for jobs (a JSON array of ids), each carrying the job as it is at commit.
+ * One statement for any number of jobs: an IN list of placeholders would be a
+ * new prepared statement, kept in the cache, for every batch size.
+ */
+const JOB_EVENTS_SQL = `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
+  SELECT ?, 'agentq', agent, id, owner, json_object('jobId', id, 'agent', agent, 'type', type, 'status', status,
+    'attempt', attempts, 'progress', progress, 'progressMessage', progress_message, 'error', json(error),
+    'parentId', parent_id), ?
+  FROM jobs WHERE id IN (SELECT value FROM json_each(?))`;
 
 /** Rows per multi-row INSERT: 22 columns × 45 rows stays under SQLite's 999-parameter floor. */
 const ROWS_PER_INSERT = 45;
@@ -256,10 +250,7 @@ export class SqliteStore implements Store {
     if (this.#noted.length === 0) return;
     const now = this.now();
     for (const { type, ids } of this.#noted) {
-      for (let i = 0; i < ids.length; i += EVENT_CHUNK) {
-        const chunk = ids.slice(i, i + EVENT_CHUNK);
-        this.#run(jobEventSql(chunk.length), type, now, ...chunk);
-      }
+      this.#run(JOB_EVENTS_SQL, type, now, JSON.stringify(ids));
     }
     this.#noted = [];
   }
