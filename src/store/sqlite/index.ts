@@ -178,6 +178,8 @@ export class SqliteStore implements Store {
   #recheckTimer: NodeJS.Timeout | undefined;
   #recheckStep = 0;
   #ownChangePending = false;
+  /** `total_changes()` when listeners last heard of this connection's own changes. */
+  #totalChanges = -1;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path === ':memory:' ? path : resolve(path);
@@ -1029,9 +1031,17 @@ export class SqliteStore implements Store {
     for (const l of this.#listeners) l();
   }
 
-  /** A commit of this connection: listeners hear of it once the current synchronous work is done. */
+  /**
+   * After a commit of this connection: if it changed any row, listeners hear of
+   * it once the current synchronous work is done. (A transaction that changed
+   * nothing — a claim that found no work — must not wake them, or a worker
+   * would wake itself for ever.)
+   */
   #ownChange(): void {
     if (this.#listeners.size === 0 || this.#ownChangePending) return;
+    const total = Number(this.#get<{ n: number }>('SELECT total_changes() AS n')!.n);
+    if (total === this.#totalChanges) return;
+    this.#totalChanges = total;
     this.#ownChangePending = true;
     queueMicrotask(() => {
       this.#ownChangePending = false;
