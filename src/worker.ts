@@ -151,6 +151,14 @@ class RunningSet {
   }
 }
 
+/** An attempt's outcome waiting for its (batched) write. */
+interface PendingOutcome {
+  outcome: Outcome;
+  job: Job;
+  error?: Error;
+  resolve: (took: boolean) => void;
+}
+
 const newWorkerId = monotonicFactory();
 
 export function errorToJson(error: unknown): Record<string, Json> {
@@ -192,8 +200,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #random: () => number;
   /** A cancelled attempt and its retry may overlap here. */
   readonly #running = new RunningSet();
-  #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
-  #flushScheduled = false;
+  #outcomes: PendingOutcome[] = [];
+  #flushScheduled: NodeJS.Immediate | undefined;
   #claiming = false;
   /** Attempts whose handler has returned and whose outcome is being written: their slot is free. */
   #settling = 0;
@@ -329,17 +337,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const free = this.concurrency - this.#running.size + this.#settling;
     if (free <= 0) return;
     this.#claiming = true;
+    const params = { workerId: this.#id, agents: this.agents, types: this.types, limit: free, leaseMs: this.leaseMs };
+    const store = this.queue.store;
+    // Outcomes waiting for their write go in the claim's transaction, where the engine offers it.
+    const batch = store.finishAndClaimJobs && this.#outcomes.length > 0 ? this.#takeOutcomes() : [];
     let jobs: Job[] = [];
     try {
-      jobs = await this.queue.store.claimJobs({
-        workerId: this.#id,
-        agents: this.agents,
-        types: this.types,
-        limit: free,
-        leaseMs: this.leaseMs,
-      });
+      if (batch.length > 0) {
+        const done = await store.finishAndClaimJobs!(
+          batch.map((b) => b.outcome),
+          params,
+        );
+        batch.forEach((b, i) => b.resolve(done.took[i]));
+        jobs = done.jobs;
+      } else {
+        jobs = await store.claimJobs(params);
+      }
     } catch (error) {
       this.#emit('error', error);
+      // Nothing of that transaction was written: the outcomes are written on their own.
+      if (batch.length > 0) await this.#write(batch);
     } finally {
       this.#claiming = false;
     }
@@ -500,18 +517,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #record(outcome: Outcome, job: Job, error?: Error): Promise<boolean> {
     return new Promise((resolve) => {
       this.#outcomes.push({ outcome, job, error, resolve });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => void this.#flush());
-      }
+      this.#flushScheduled ??= setImmediate(() => void this.#flush());
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#flushScheduled = false;
+  /** The outcomes waiting for their write; a flush already scheduled for them is called off. */
+  #takeOutcomes(): PendingOutcome[] {
+    clearImmediate(this.#flushScheduled);
+    this.#flushScheduled = undefined;
     const batch = this.#outcomes;
     this.#outcomes = [];
+    return batch;
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#takeOutcomes();
     if (batch.length === 0) return;
+    await this.#write(batch);
+  }
+
+  async #write(batch: PendingOutcome[]): Promise<void> {
     let took: boolean[];
     try {
       took = await this.queue.store.finishJobs(batch.map((b) => b.outcome));

@@ -443,21 +443,36 @@ export class SqliteStore implements Store {
   async claimJobs(p: ClaimParams): Promise<Job[]> {
     if (p.limit <= 0 || p.agents.length === 0) return [];
     const now = this.now();
-    const rows = this.#tx(() => {
-      const caps = this.#capsFor(p.agents);
-      const params: SQLInputValue[] = [p.workerId, now, now, now + p.leaseMs, now];
-      let any = false;
-      for (const agent of p.agents) {
-        const room = caps.get(agent) ?? p.limit;
-        if (room > 0) any = true;
-        params.push(agent, now, ...(p.types ?? []), Math.min(room, p.limit));
-      }
-      if (!any) return [];
-      params.push(p.limit);
-      const claimed = this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
-      this.#note('job.started', claimed.map((r) => r.id));
-      return claimed;
-    });
+    return this.#claimedJobs(this.#tx(() => this.#claim(p, now)), now);
+  }
+
+  async finishAndClaimJobs(outcomes: readonly Outcome[], p: ClaimParams): Promise<{ took: boolean[]; jobs: Job[] }> {
+    const now = this.now();
+    const { took, rows } = this.#tx(() => ({
+      took: this.#finish(outcomes, now),
+      rows: p.limit > 0 && p.agents.length > 0 ? this.#claim(p, now) : [],
+    }));
+    return { took, jobs: this.#claimedJobs(rows, now) };
+  }
+
+  /** Inside a transaction: pending → running for up to `limit` due jobs, under the caps. */
+  #claim(p: ClaimParams, now: number): JobRow[] {
+    const caps = this.#capsFor(p.agents);
+    const params: SQLInputValue[] = [p.workerId, now, now, now + p.leaseMs, now];
+    let any = false;
+    for (const agent of p.agents) {
+      const room = caps.get(agent) ?? p.limit;
+      if (room > 0) any = true;
+      params.push(agent, now, ...(p.types ?? []), Math.min(room, p.limit));
+    }
+    if (!any) return [];
+    params.push(p.limit);
+    const claimed = this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
+    this.#note('job.started', claimed.map((r) => r.id));
+    return claimed;
+  }
+
+  #claimedJobs(rows: JobRow[], now: number): Job[] {
     rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
     return rows.map((r) => rowToJob(r, now));
   }
@@ -502,20 +517,23 @@ export class SqliteStore implements Store {
   async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
     if (outcomes.length === 0) return [];
     const now = this.now();
-    return this.#tx(() => {
-      const completed: string[] = [];
-      const failed: string[] = [];
-      const took = outcomes.map((o) => this.#finishOne(o, now, completed, failed));
-      // What finished jobs set off, once for the batch: most jobs have no dependents and no parent.
-      if (completed.length > 0) {
-        for (const { job_id } of this.#all<{ job_id: string }>(DEPENDENTS_OF_SQL, JSON.stringify(completed))) {
-          this.#unblock(job_id, now);
-        }
+    return this.#tx(() => this.#finish(outcomes, now));
+  }
+
+  /** Inside a transaction: the outcomes, and what the finished jobs set off. */
+  #finish(outcomes: readonly Outcome[], now: number): boolean[] {
+    const completed: string[] = [];
+    const failed: string[] = [];
+    const took = outcomes.map((o) => this.#finishOne(o, now, completed, failed));
+    // What finished jobs set off, once for the batch: most jobs have no dependents and no parent.
+    if (completed.length > 0) {
+      for (const { job_id } of this.#all<{ job_id: string }>(DEPENDENTS_OF_SQL, JSON.stringify(completed))) {
+        this.#unblock(job_id, now);
       }
-      for (const id of failed) this.#cancelDependents(id, 'failed', now);
-      this.#resumeParents(failed.length > 0 ? [...completed, ...failed] : completed, now);
-      return took;
-    });
+    }
+    for (const id of failed) this.#cancelDependents(id, 'failed', now);
+    this.#resumeParents(failed.length > 0 ? [...completed, ...failed] : completed, now);
+    return took;
   }
 
   /** Writes one outcome; a completed or failed job's id goes to its list, for what it sets off. */
