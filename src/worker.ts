@@ -104,6 +104,14 @@ interface Running {
   done: Promise<void>;
   /** Its index in the running set; -1 once it has left. */
   slot: number;
+  /** Ends the wait for the handler with the abort's reason (set while the handler runs). */
+  stop?: (reason: unknown) => void;
+}
+
+/** Aborts an attempt: its signal fires and the worker stops waiting for its handler. */
+function abortRun(r: Running, reason: Error): void {
+  r.abort.abort(reason);
+  r.stop?.(r.abort.signal.reason);
 }
 
 /**
@@ -175,13 +183,6 @@ export function errorToJson(error: unknown): Record<string, Json> {
     return out;
   }
   return { message: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error) };
-}
-
-function abortPromise(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
 }
 
 export class Worker extends EventEmitter<WorkerEvents> {
@@ -297,7 +298,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
     this.#running.forEach((r) => {
-      if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError({ force: options?.force }));
+      if (cancelled.has(r.job.id)) abortRun(r, new JobCancelledError({ force: options?.force }));
     });
   };
 
@@ -395,7 +396,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
     // A new attempt proves any older one of the same job has lost its lease.
     this.#running.forEach((r) => {
-      if (r.job.id === job.id && !r.abort.signal.aborted) r.abort.abort(new LeaseLostError());
+      if (r.job.id === job.id && !r.abort.signal.aborted) abortRun(r, new LeaseLostError());
     });
     this.#running.add(running);
     running.done = this.#run(running).finally(() => {
@@ -404,16 +405,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
   }
 
-  async #run({ job, lease, abort }: Running): Promise<void> {
+  async #run(running: Running): Promise<void> {
+    const { job, lease, abort } = running;
     this.#emit('job:start', job);
-    const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    const timer = job.timeoutMs != null ? setTimeout(() => abortRun(running, new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let outcome: Outcome | null;
     let error: Error | undefined;
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
       const ctx = this.#context(job, lease, abort.signal);
-      const value = await Promise.race([Promise.resolve().then(() => handler(job, ctx)), abortPromise(abort.signal)]);
+      // Whichever comes first: the handler's result, or an abort (no listener on the signal per job).
+      const value = await new Promise((resolve, reject) => {
+        running.stop = reject;
+        if (abort.signal.aborted) reject(abort.signal.reason);
+        Promise.resolve()
+          .then(() => handler(job, ctx))
+          .then(resolve, reject);
+      });
       outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
     } catch (thrown) {
       if (thrown instanceof WaitForChildren && !abort.signal.aborted) {
@@ -424,6 +433,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } finally {
       clearTimeout(timer);
+      running.stop = undefined;
     }
     if (!outcome) {
       this.#emit('job:dropped', job, error!);
@@ -585,7 +595,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const r of lost) {
       if (!this.#running.has(r) || r.abort.signal.aborted) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
-      r.abort.abort(cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
+      abortRun(r, cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
   }
 
@@ -642,7 +652,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
-      for (const r of this.#running.list()) r.abort.abort(new ShutdownError());
+      for (const r of this.#running.list()) abortRun(r, new ShutdownError());
       await all();
     }
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
