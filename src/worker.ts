@@ -108,6 +108,69 @@ interface Running {
   lease: Lease;
   abort: AbortController;
   done: Promise<void>;
+  /** Its index in the running set; -1 once it has left. */
+  slot: number;
+  /** Ends the wait for the handler with the abort's reason (set while the handler runs). */
+  stop?: (reason: unknown) => void;
+}
+
+/** Aborts an attempt: its signal fires and the worker stops waiting for its handler. */
+function abortRun(r: Running, reason: Error): void {
+  r.abort.abort(reason);
+  r.stop?.(r.abort.signal.reason);
+}
+
+/**
+ * The attempts a worker runs: an array with swap-removal. Not a Map: a Map
+ * that entries keep entering and leaving is rehashed into a new table every
+ * few dozen jobs, and V8 links each discarded table to its successor, so
+ * one discarded table that reached the old generation keeps every later
+ * table, and every job they held, alive until the next full collection —
+ * the young generation then grows to its maximum and the old one fills.
+ */
+class RunningSet {
+  readonly #items: Running[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  add(r: Running): void {
+    r.slot = this.#items.push(r) - 1;
+  }
+
+  delete(r: Running): void {
+    const items = this.#items;
+    if (r.slot < 0 || items[r.slot] !== r) return;
+    const last = items.pop()!;
+    if (last !== r) {
+      items[r.slot] = last;
+      last.slot = r.slot;
+    }
+    r.slot = -1;
+  }
+
+  has(r: Running): boolean {
+    return r.slot >= 0 && this.#items[r.slot] === r;
+  }
+
+  /** A copy, for callers that await while they go through it. */
+  list(): Running[] {
+    return this.#items.slice();
+  }
+
+  /** Without a copy: aborting one removes nothing at once (that happens once its run settles). */
+  forEach(fn: (r: Running) => void): void {
+    for (const r of this.#items) fn(r);
+  }
+}
+
+/** An attempt's outcome waiting for its (batched) write. */
+interface PendingOutcome {
+  outcome: Outcome;
+  job: Job;
+  error?: Error;
+  resolve: (took: boolean) => void;
 }
 
 const newWorkerId = monotonicFactory();
@@ -128,13 +191,6 @@ export function errorToJson(error: unknown): Record<string, Json> {
   return { message: typeof error === 'string' ? error : JSON.stringify(error) ?? String(error) };
 }
 
-function abortPromise(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-}
-
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly queue: Queue;
   readonly agents: readonly string[];
@@ -149,10 +205,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #rescueMs: number;
   readonly #graceMs: number;
   readonly #random: () => number;
-  /** Keyed by lease (job id and attempt): a cancelled attempt and its retry may overlap here. */
-  readonly #running = new Map<string, Running>();
-  #outcomes: Array<{ outcome: Outcome; job: Job; error?: Error; resolve: (took: boolean) => void }> = [];
-  #flushScheduled = false;
+  /** A cancelled attempt and its retry may overlap here. */
+  readonly #running = new RunningSet();
+  #outcomes: PendingOutcome[] = [];
+  #flushScheduled: NodeJS.Immediate | undefined;
   #claiming = false;
   /** Attempts whose handler has returned and whose outcome is being written: their slot is free. */
   #settling = 0;
@@ -200,7 +256,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Jobs running now. */
   get running(): Job[] {
-    return [...this.#running.values()].map((r) => r.job);
+    return this.#running.list().map((r) => r.job);
   }
 
   #emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
@@ -303,9 +359,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
-    for (const r of this.#running.values()) {
-      if (cancelled.has(r.job.id)) r.abort.abort(new JobCancelledError({ force: options?.force }));
-    }
+    this.#running.forEach((r) => {
+      if (cancelled.has(r.job.id)) abortRun(r, new JobCancelledError({ force: options?.force }));
+    });
   };
 
   #onStoreChange = () => {
@@ -344,17 +400,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const free = this.concurrency - this.#running.size + this.#settling - this.#taking;
     if (free <= 0) return;
     this.#claiming = true;
+    const params = { workerId: this.#id, agents: this.agents, types: this.types, limit: free, leaseMs: this.leaseMs };
+    const store = this.queue.store;
+    // Outcomes waiting for their write go in the claim's transaction, where the engine offers it.
+    const batch = store.finishAndClaimJobs && this.#outcomes.length > 0 ? this.#takeOutcomes() : [];
     let jobs: Job[] = [];
     try {
-      jobs = await this.queue.store.claimJobs({
-        workerId: this.#id,
-        agents: this.agents,
-        types: this.types,
-        limit: free,
-        leaseMs: this.leaseMs,
-      });
+      if (batch.length > 0) {
+        const done = await store.finishAndClaimJobs!(
+          batch.map((b) => b.outcome),
+          params,
+        );
+        batch.forEach((b, i) => b.resolve(done.took[i]));
+        jobs = done.jobs;
+      } else {
+        jobs = await store.claimJobs(params);
+      }
     } catch (error) {
       this.#emit('error', error);
+      // Nothing of that transaction was written: the outcomes are written on their own.
+      if (batch.length > 0) await this.#write(batch);
     } finally {
       this.#claiming = false;
     }
@@ -394,22 +459,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #start(job: Job): void {
     const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
     const abort = new AbortController();
-    const running: Running = { job, lease, abort, done: Promise.resolve() };
-    const key = leaseKey(lease);
+    const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
     // A new attempt proves any older one of the same job has lost its lease.
-    for (const r of this.#running.values()) {
-      if (r.job.id === job.id && !r.abort.signal.aborted) r.abort.abort(new LeaseLostError());
-    }
-    this.#running.set(key, running);
+    this.#running.forEach((r) => {
+      if (r.job.id === job.id && !r.abort.signal.aborted) abortRun(r, new LeaseLostError());
+    });
+    this.#running.add(running);
     running.done = this.#run(running).finally(() => {
-      this.#running.delete(key);
+      this.#running.delete(running);
       if (this.#state === 'running') this.#wake();
     });
   }
 
-  async #run({ job, lease, abort }: Running): Promise<void> {
+  async #run(running: Running): Promise<void> {
+    const { job, lease, abort } = running;
     this.#emit('job:start', job);
-    const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    const timer = job.timeoutMs != null ? setTimeout(() => abortRun(running, new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let outcome: Outcome | null;
     let error: Error | undefined;
     let suspend: Suspend | undefined;
@@ -417,8 +482,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
-      const ctx = this.#context(job, lease, abort);
-      const value = await Promise.race([Promise.resolve().then(() => handler(job, ctx)), abortPromise(abort.signal)]);
+      const ctx = this.#context(job, lease, running);
+      // Whichever comes first: the handler's result, or an abort (no listener on the signal per job).
+      const value = await new Promise((resolve, reject) => {
+        running.stop = reject;
+        if (abort.signal.aborted) reject(abort.signal.reason);
+        Promise.resolve()
+          .then(() => handler(job, ctx))
+          .then(resolve, reject);
+      });
       outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
     } catch (thrown) {
       if (thrown instanceof WaitForChildren && !abort.signal.aborted) {
@@ -439,6 +511,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
     } finally {
       clearTimeout(timer);
+      running.stop = undefined;
     }
     if (retryAfter) {
       // Told to slow down: back later, unspent, and its keys pause for everyone meanwhile.
@@ -525,8 +598,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return { kind: 'retry', lease, error: encoded, runAt };
   }
 
-  #context(job: Job, lease: Lease, abort: AbortController): JobContext {
-    const signal = abort.signal;
+  #context(job: Job, lease: Lease, running: Running): JobContext {
+    const signal = running.abort.signal;
     const store = this.queue.store;
     return {
       job,
@@ -558,7 +631,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
       waitForChildren: () => Promise.reject(new WaitForChildren()),
       ...durableContext(this.queue, job, lease),
-      ...limitContext(this.queue, job, lease, (error) => abort.abort(error)),
+      ...limitContext(this.queue, job, lease, (error) => abortRun(running, error)),
     };
   }
 
@@ -566,18 +639,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #record(outcome: Outcome, job: Job, error?: Error): Promise<boolean> {
     return new Promise((resolve) => {
       this.#outcomes.push({ outcome, job, error, resolve });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => void this.#flush());
-      }
+      this.#flushScheduled ??= setImmediate(() => void this.#flush());
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#flushScheduled = false;
+  /** The outcomes waiting for their write; a flush already scheduled for them is called off. */
+  #takeOutcomes(): PendingOutcome[] {
+    clearImmediate(this.#flushScheduled);
+    this.#flushScheduled = undefined;
     const batch = this.#outcomes;
     this.#outcomes = [];
+    return batch;
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#takeOutcomes();
     if (batch.length === 0) return;
+    await this.#write(batch);
+  }
+
+  async #write(batch: PendingOutcome[]): Promise<void> {
     let took: boolean[];
     try {
       took = await this.queue.store.finishJobs(batch.map((b) => b.outcome));
@@ -601,7 +682,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Renews (or only checks) the leases of running jobs; aborts the jobs whose lease is gone. */
   async #checkLeases(renew = false): Promise<void> {
     this.#lastLeaseCheck = Date.now();
-    const running = [...this.#running.values()];
+    const running = this.#running.list();
     if (running.length === 0) return;
     let lost: Running[];
     if (renew) {
@@ -624,9 +705,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
     const forced = await this.#forcedCancels(lost.filter((r) => states.get(r.job.id)?.status === 'cancelled'));
     for (const r of lost) {
-      if (this.#running.get(leaseKey(r.lease)) !== r || r.abort.signal.aborted) continue;
+      if (!this.#running.has(r) || r.abort.signal.aborted) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
-      r.abort.abort(cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
+      abortRun(r, cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
   }
 
@@ -678,12 +759,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.#state = 'stopping';
     clearTimeout(this.#nextRunTimer);
-    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    const all = () => Promise.all(this.#running.list().map((r) => r.done));
     if (this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
-      for (const r of this.#running.values()) r.abort.abort(new ShutdownError());
+      for (const r of this.#running.list()) abortRun(r, new ShutdownError());
       await all();
     }
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
@@ -702,10 +783,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#state = 'stopped';
     this.#emit('stopped');
   }
-}
-
-function leaseKey(lease: Lease): string {
-  return `${lease.id}#${lease.attempt}`;
 }
 
 function toError(thrown: unknown): Error {

@@ -17,7 +17,12 @@ import { deferred, waitFor } from './helpers/wait.ts';
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 
+/** Schedulers of the running test (tests in this file run one at a time). */
+const schedulers: Scheduler[] = [];
+
 async function setup(engine: Engine, start = '2026-01-01T00:00:00Z') {
+  // Registered before the queues' own close (after-hooks run in order): no scheduler looks at a closed queue.
+  after(() => Promise.all(schedulers.splice(0).map((s) => s.stop())));
   const clock = new ManualClock(new Date(start));
   const { queue, url } = await freshQueue(engine, { clock });
   return { clock, queue, url };
@@ -29,6 +34,7 @@ function startScheduler(queue: Queue): Scheduler {
     throw e;
   });
   scheduler.start();
+  schedulers.push(scheduler);
   after(() => scheduler.stop());
   return scheduler;
 }

@@ -478,12 +478,20 @@ forEachEngine((engine) => {
 
     it('spawns children, picks handlers per type, and unblocks dependents on completion', async () => {
       const { queue } = await freshQueue(engine);
+      // The dependency does not finish before its dependent is submitted, however fast the worker.
+      const dependentSubmitted = deferred();
       const worker = await startWorker(queue, {
         lead: async (job, ctx) => {
           const child = await ctx.spawn({ agent: 'helper', type: 'summary', payload: 'part' });
           return { child: child.id };
         },
-        helper: { summary: () => 'summarized', '*': (job) => `other ${job.type}` },
+        helper: {
+          summary: () => 'summarized',
+          '*': async (job) => {
+            await dependentSubmitted.promise;
+            return `other ${job.type}`;
+          },
+        },
       });
       const lead = await queue.submit({ agent: 'lead', owner: 'ann' });
       const done = await finished(queue, lead.id);
@@ -497,6 +505,7 @@ forEachEngine((engine) => {
       const first = await queue.submit({ agent: 'helper', type: 'draft' });
       const then = await queue.submit({ agent: 'helper', type: 'summary', dependsOn: [first.id] });
       assert.equal(then.status, 'blocked');
+      dependentSubmitted.resolve();
       assert.equal((await finished(queue, then.id)).status, 'completed');
       assert.equal((await queue.get(first.id)).result, 'other draft');
       await worker.stop();

@@ -419,6 +419,12 @@ export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStor
   heartbeat(leases: readonly Lease[], leaseMs: number): Promise<Set<string>>;
   /** Records attempt outcomes, each only if its lease is still held. Returns, per outcome, whether it took. */
   finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]>;
+  /**
+   * Optional: `finishJobs(outcomes)` then `claimJobs(params)` in one transaction
+   * (the claim sees the finished jobs gone from the caps), for engines where a
+   * commit is the cost. All of it or none of it.
+   */
+  finishAndClaimJobs?(outcomes: readonly Outcome[], params: ClaimParams): Promise<{ took: boolean[]; jobs: Job[] }>;
   setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean>;
   /** The current status, worker and attempt of each of these jobs that exists. */
   jobStates(ids: readonly string[]): Promise<JobState[]>;

@@ -10,7 +10,12 @@
  *
  * Cross-process wake-ups: every commit appends to the `-wal` file, so a
  * watcher on the database's folder hears other processes' writes within a
- * millisecond or two without polling. It is a hint; workers still poll slowly.
+ * millisecond or two without polling. The file write comes a moment before
+ * the commit is visible (SQLite publishes it in the shared-memory index
+ * after writing), so a hint is checked against `PRAGMA data_version` (which
+ * moves only when another connection commits) at once and again a few
+ * milliseconds later. This process's own commits are announced directly.
+ * It is a hint; workers still poll slowly.
  */
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
 import { watch, type FSWatcher, mkdirSync } from 'node:fs';
@@ -81,22 +86,51 @@ export interface SqliteStoreOptions {
 
 const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
-/** Jobs per event INSERT. */
-const EVENT_CHUNK = 256;
-const jobEventSqlCache = new Map<number, string>();
-/** Events for jobs, each carrying the job as it is at commit. */
-function jobEventSql(count: number): string {
-  let sql = jobEventSqlCache.get(count);
-  if (!sql) {
-    sql = `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
-      SELECT ?1, 'agentq', agent, id, owner, json_object('jobId', id, 'agent', agent, 'type', type, 'status', status,
-        'attempt', attempts, 'progress', progress, 'progressMessage', progress_message, 'error', json(error),
-        'parentId', parent_id), ?2
-      FROM jobs WHERE id IN (${new Array(count).fill('?').join(', ')})`;
-    jobEventSqlCache.set(count, sql);
-  }
-  return sql;
-}
+// The statements of the worker's hot path, built once (the statement cache is keyed by their text).
+const COMPLETE_SQL = `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,
+    updated_at = ?, lease_expires_at = NULL WHERE id = ? AND ${FENCE}`;
+const FAIL_SQL = `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
+    WHERE id = ? AND ${FENCE}`;
+/** A JSON array of ids as a set, one statement for any number of them. */
+const IDS = `SELECT value FROM json_each(?)`;
+const DEPENDENTS_OF_SQL = `SELECT DISTINCT job_id FROM job_deps WHERE depends_on IN (${IDS})`;
+const RETRY_SQL = `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
+    updated_at = ? WHERE id = ? AND ${FENCE}`;
+const WAIT_SQL = `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+      AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
+    attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL, wait_for = NULL,
+    run_at = ?, updated_at = ?
+  WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`;
+const RELEASE_SQL = `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+    started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`;
+const HEARTBEAT_SQL = `UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND ${FENCE}`;
+const RESUME_PARENTS_SQL = `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
+  WHERE id IN (SELECT parent_id FROM jobs WHERE id IN (${IDS}) AND parent_id IS NOT NULL)
+    AND status IN (${fromStatesSql('resume')}) AND wait_for IS NULL
+    AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
+      AND c.status IN ('blocked','pending','running','waiting'))
+  RETURNING id`;
+const UNBLOCK_SQL = `UPDATE jobs SET status = 'pending', updated_at = ?
+  WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
+    SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
+    WHERE d.job_id = ? AND j.status <> 'completed')`;
+const CANCEL_DEPENDENT_SQL = `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?
+  WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`;
+const SET_PROGRESS_SQL = `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`;
+
+/** After a change hint, data_version is looked at again after these delays (ms, each from the last). */
+const RECHECK_MS = [1, 4, 16, 64];
+
+/**
+ * Events for jobs (a JSON array of ids), each carrying the job as it is at commit.
+ * One statement for any number of jobs: an IN list of placeholders would be a
+ * new prepared statement, kept in the cache, for every batch size.
+ */
+const JOB_EVENTS_SQL = `INSERT INTO events (type, source, target, job_id, owner, payload, created_at)
+  SELECT ?, 'agentq', agent, id, owner, json_object('jobId', id, 'agent', agent, 'type', type, 'status', status,
+    'attempt', attempts, 'progress', progress, 'progressMessage', progress_message, 'error', json(error),
+    'parentId', parent_id), ?
+  FROM jobs WHERE id IN (SELECT value FROM json_each(?))`;
 
 /** Rows per multi-row INSERT: 24 columns × 41 rows stays under SQLite's 999-parameter floor. */
 const ROWS_PER_INSERT = 41;
@@ -157,6 +191,13 @@ export class SqliteStore implements Store {
   readonly #listeners = new Set<() => void>();
   #watcher: FSWatcher | undefined;
   #closed = false;
+  /** `PRAGMA data_version` as last seen, and the checks that follow a hint. */
+  #seenVersion = -1;
+  #recheckTimer: NodeJS.Timeout | undefined;
+  #recheckStep = 0;
+  #ownChangePending = false;
+  /** `total_changes()` when listeners last heard of this connection's own changes. */
+  #totalChanges = -1;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path === ':memory:' ? path : resolve(path);
@@ -167,7 +208,9 @@ export class SqliteStore implements Store {
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       PRAGMA temp_store = MEMORY;
-      PRAGMA cache_size = -16000;
+      -- 4 MB of page cache per connection: a worker's hot pages are the ready index and the rows
+      -- it claims. A larger cache filled with pages of finished jobs and only added to RSS.
+      PRAGMA cache_size = -4000;
       PRAGMA wal_autocheckpoint = 4000;
     `);
   }
@@ -204,6 +247,7 @@ export class SqliteStore implements Store {
       const result = fn();
       this.#writeEvents();
       this.#stmt('COMMIT').run();
+      this.#ownChange();
       return result;
     } catch (error) {
       this.#noted = [];
@@ -228,10 +272,7 @@ export class SqliteStore implements Store {
     if (this.#noted.length === 0) return;
     const now = this.now();
     for (const { type, ids } of this.#noted) {
-      for (let i = 0; i < ids.length; i += EVENT_CHUNK) {
-        const chunk = ids.slice(i, i + EVENT_CHUNK);
-        this.#run(jobEventSql(chunk.length), type, now, ...chunk);
-      }
+      this.#run(JOB_EVENTS_SQL, type, now, JSON.stringify(ids));
     }
     this.#noted = [];
   }
@@ -262,6 +303,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#watcher?.close();
+    clearTimeout(this.#recheckTimer);
     this.#listeners.clear();
     this.#statements.clear();
     this.#db.close();
@@ -423,21 +465,36 @@ export class SqliteStore implements Store {
   async claimJobs(p: ClaimParams): Promise<Job[]> {
     if (p.limit <= 0 || p.agents.length === 0) return [];
     const now = this.now();
-    const rows = this.#tx(() => {
-      const caps = this.#capsFor(p.agents);
-      const params: SQLInputValue[] = [p.workerId, now, now, now + p.leaseMs, now];
-      let any = false;
-      for (const agent of p.agents) {
-        const room = caps.get(agent) ?? p.limit;
-        if (room > 0) any = true;
-        params.push(agent, now, ...(p.types ?? []), Math.min(room, p.limit));
-      }
-      if (!any) return [];
-      params.push(p.limit);
-      const claimed = this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
-      this.#note('job.started', claimed.map((r) => r.id));
-      return claimed;
-    });
+    return this.#claimedJobs(this.#tx(() => this.#claim(p, now)), now);
+  }
+
+  async finishAndClaimJobs(outcomes: readonly Outcome[], p: ClaimParams): Promise<{ took: boolean[]; jobs: Job[] }> {
+    const now = this.now();
+    const { took, rows } = this.#tx(() => ({
+      took: this.#finish(outcomes, now),
+      rows: p.limit > 0 && p.agents.length > 0 ? this.#claim(p, now) : [],
+    }));
+    return { took, jobs: this.#claimedJobs(rows, now) };
+  }
+
+  /** Inside a transaction: pending → running for up to `limit` due jobs, under the caps. */
+  #claim(p: ClaimParams, now: number): JobRow[] {
+    const caps = this.#capsFor(p.agents);
+    const params: SQLInputValue[] = [p.workerId, now, now, now + p.leaseMs, now];
+    let any = false;
+    for (const agent of p.agents) {
+      const room = caps.get(agent) ?? p.limit;
+      if (room > 0) any = true;
+      params.push(agent, now, ...(p.types ?? []), Math.min(room, p.limit));
+    }
+    if (!any) return [];
+    params.push(p.limit);
+    const claimed = this.#all<JobRow>(this.#claimSql(p.agents.length, p.types?.length ?? 0), ...params);
+    this.#note('job.started', claimed.map((r) => r.id));
+    return claimed;
+  }
+
+  #claimedJobs(rows: JobRow[], now: number): Job[] {
     rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
     return rows.map((r) => rowToJob(r, now));
   }
@@ -466,7 +523,7 @@ export class SqliteStore implements Store {
     this.#tx(() => {
       for (const l of leases) {
         const changed = this.#run(
-          `UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND ${FENCE}`,
+          HEARTBEAT_SQL,
           now,
           now + leaseMs,
           l.id,
@@ -482,54 +539,46 @@ export class SqliteStore implements Store {
   async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
     if (outcomes.length === 0) return [];
     const now = this.now();
-    return this.#tx(() => outcomes.map((o) => this.#finishOne(o, now)));
+    return this.#tx(() => this.#finish(outcomes, now));
   }
 
-  #finishOne(o: Outcome, now: number): boolean {
+  /** Inside a transaction: the outcomes, and what the finished jobs set off. */
+  #finish(outcomes: readonly Outcome[], now: number): boolean[] {
+    const completed: string[] = [];
+    const failed: string[] = [];
+    const took = outcomes.map((o) => this.#finishOne(o, now, completed, failed));
+    // What finished jobs set off, once for the batch: most jobs have no dependents and no parent.
+    if (completed.length > 0) {
+      for (const { job_id } of this.#all<{ job_id: string }>(DEPENDENTS_OF_SQL, JSON.stringify(completed))) {
+        this.#unblock(job_id, now);
+      }
+    }
+    for (const id of failed) this.#cancelDependents(id, 'failed', now);
+    this.#resumeParents(failed.length > 0 ? [...completed, ...failed] : completed, now);
+    return took;
+  }
+
+  /** Writes one outcome; a completed or failed job's id goes to its list, for what it sets off. */
+  #finishOne(o: Outcome, now: number, completed: string[], failed: string[]): boolean {
     const { id, workerId, attempt } = o.lease;
     switch (o.kind) {
       case 'complete': {
-        const changed = this.#run(
-          `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,
-             updated_at = ?, lease_expires_at = NULL WHERE id = ? AND ${FENCE}`,
-          o.result,
-          now,
-          now,
-          id,
-          workerId,
-          attempt,
-        );
-        if (changed) {
-          this.#note('job.completed', id);
-          this.#unblockDependents(id, now);
-          this.#resumeParents([id], now);
-        }
-        return changed > 0;
+        if (this.#run(COMPLETE_SQL, o.result, now, now, id, workerId, attempt) === 0) return false;
+        this.#note('job.completed', id);
+        completed.push(id);
+        return true;
       }
       case 'fail': {
-        const changed = this.#run(
-          `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL
-           WHERE id = ? AND ${FENCE}`,
-          o.error,
-          now,
-          now,
-          id,
-          workerId,
-          attempt,
-        );
-        if (changed) {
-          this.#note('job.failed', id);
-          this.#cancelDependents(id, 'failed', now);
-          this.#resumeParents([id], now);
-        }
-        return changed > 0;
+        if (this.#run(FAIL_SQL, o.error, now, now, id, workerId, attempt) === 0) return false;
+        this.#note('job.failed', id);
+        failed.push(id);
+        return true;
       }
       case 'retry':
         {
           const changed =
             this.#run(
-            `UPDATE jobs SET status = 'pending', error = ?, run_at = ?, worker_id = NULL, lease_expires_at = NULL,
-               updated_at = ? WHERE id = ? AND ${FENCE}`,
+            RETRY_SQL,
             o.error,
             o.runAt,
             now,
@@ -544,11 +593,7 @@ export class SqliteStore implements Store {
         // Parked until its children finish: no lease, no slot, the attempt given back.
         // With no unfinished child left it is due again at once (an event like a release's).
         const parked = this.#get<{ status: JobStatus }>(
-          `UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-               AND c.status IN ('blocked','pending','running','waiting')) THEN 'waiting' ELSE 'pending' END,
-             attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL, wait_for = NULL,
-             run_at = ?, updated_at = ?
-           WHERE id = ? AND ${FENCE} AND status IN (${fromStatesSql('suspend')}) RETURNING status`,
+          WAIT_SQL,
           now,
           now,
           id,
@@ -563,8 +608,7 @@ export class SqliteStore implements Store {
         {
           const changed =
             this.#run(
-            `UPDATE jobs SET status = 'pending', attempts = attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-               started_at = NULL, heartbeat_at = NULL, updated_at = ? WHERE id = ? AND ${FENCE}`,
+            RELEASE_SQL,
             now,
             id,
             workerId,
@@ -576,21 +620,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Dependents whose last dependency just completed become pending. */
-  #unblockDependents(id: string, now: number): void {
-    const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', id);
-    for (const { job_id } of dependents) {
-      const changed = this.#run(
-        `UPDATE jobs SET status = 'pending', updated_at = ?
-         WHERE id = ? AND status IN (${fromStatesSql('unblock')}) AND NOT EXISTS (
-           SELECT 1 FROM job_deps d JOIN jobs j ON j.id = d.depends_on
-           WHERE d.job_id = ? AND j.status <> 'completed')`,
-        now,
-        job_id,
-        job_id,
-      );
-      if (changed) this.#note('job.unblocked', job_id);
-    }
+  /** A dependent whose last dependency just completed becomes pending. */
+  #unblock(jobId: string, now: number): void {
+    if (this.#run(UNBLOCK_SQL, now, jobId, jobId)) this.#note('job.unblocked', jobId);
   }
 
   /** Dependents (transitively) of a failed or cancelled job are cancelled, naming it. */
@@ -602,8 +634,7 @@ export class SqliteStore implements Store {
       const dependents = this.#all<{ job_id: string }>('SELECT job_id FROM job_deps WHERE depends_on = ?', dep);
       for (const { job_id } of dependents) {
         const changed = this.#run(
-          `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?
-           WHERE id = ? AND status IN (${fromStatesSql('dependencyLost')})`,
+          CANCEL_DEPENDENT_SQL,
           dependencyError(dep, depStatus),
           now,
           now,
@@ -646,26 +677,16 @@ export class SqliteStore implements Store {
 
   /** A waiting parent whose last unfinished child just finished is due again. */
   #resumeParents(childIds: readonly string[], now: number): void {
-    for (const child of childIds) {
-      const resumed = this.#all<{ id: string }>(
-        `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?
-         WHERE id = (SELECT parent_id FROM jobs WHERE id = ?) AND status IN (${fromStatesSql('resume')}) AND wait_for IS NULL
-           AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id
-             AND c.status IN ('blocked','pending','running','waiting'))
-         RETURNING id`,
-        now,
-        now,
-        child,
-      );
-      this.#note('job.resumed', resumed.map((r) => r.id));
-    }
+    if (childIds.length === 0) return;
+    const resumed = this.#all<{ id: string }>(RESUME_PARENTS_SQL, now, now, JSON.stringify(childIds));
+    this.#note('job.resumed', resumed.map((r) => r.id));
   }
 
   async setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean> {
     return this.#tx(() => {
       const changed =
         this.#run(
-          `UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND ${FENCE}`,
+          SET_PROGRESS_SQL,
           progress,
           message,
           this.now(),
@@ -879,10 +900,12 @@ export class SqliteStore implements Store {
 
   async workerHeartbeat(id: string): Promise<void> {
     this.#run('UPDATE workers SET heartbeat_at = ? WHERE id = ?', this.now(), id);
+    this.#ownChange();
   }
 
   async removeWorker(id: string): Promise<void> {
     this.#run('DELETE FROM workers WHERE id = ?', id);
+    this.#ownChange();
   }
 
   async listWorkers(aliveWithinMs: number): Promise<WorkerInfo[]> {
@@ -927,6 +950,7 @@ export class SqliteStore implements Store {
       max,
       this.now(),
     );
+    this.#ownChange();
   }
 
   async agentConcurrency(): Promise<Record<string, number>> {
@@ -1181,8 +1205,9 @@ export class SqliteStore implements Store {
     this.#listeners.add(listener);
     if (!this.#watcher) {
       const names = new Set([basename(this.path), basename(this.path) + '-wal']);
+      this.#seenVersion = this.#dataVersion();
       this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
-        if (file == null || names.has(String(file))) for (const l of this.#listeners) l();
+        if (file == null || names.has(String(file))) this.#onHint();
       });
       this.#watcher.on('error', () => {
         this.#watcher = undefined;
@@ -1193,7 +1218,73 @@ export class SqliteStore implements Store {
       if (this.#listeners.size === 0) {
         this.#watcher?.close();
         this.#watcher = undefined;
+        clearTimeout(this.#recheckTimer);
+        this.#recheckTimer = undefined;
       }
     };
+  }
+
+  #notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  /**
+   * After a commit of this connection: if it changed any row, listeners hear of
+   * it once the current synchronous work is done. (A transaction that changed
+   * nothing — a claim that found no work — must not wake them, or a worker
+   * would wake itself for ever.)
+   */
+  #ownChange(): void {
+    if (this.#listeners.size === 0 || this.#ownChangePending) return;
+    const total = Number(this.#get<{ n: number }>('SELECT total_changes() AS n')!.n);
+    if (total === this.#totalChanges) return;
+    this.#totalChanges = total;
+    this.#ownChangePending = true;
+    queueMicrotask(() => {
+      this.#ownChangePending = false;
+      if (!this.#closed) this.#notify();
+    });
+  }
+
+  /** Bumped by every commit of another connection; never by this one's. */
+  #dataVersion(): number {
+    try {
+      return Number(this.#get<{ data_version: number }>('PRAGMA data_version')!.data_version);
+    } catch {
+      return NaN;
+    }
+  }
+
+  /** Listeners hear of another connection's commit, once, when it is visible. */
+  #checkOthers(): void {
+    if (this.#closed) return;
+    const version = this.#dataVersion();
+    if (version === this.#seenVersion) return;
+    this.#seenVersion = version;
+    this.#notify();
+  }
+
+  /**
+   * The database or its log was written. If that was another process's commit
+   * it may not be visible yet: look now and, while no newer hint comes, a few
+   * more times over the next tens of milliseconds.
+   */
+  #onHint(): void {
+    this.#checkOthers();
+    // The next look comes soon after this hint, not at the end of a longer wait for an older one.
+    if (this.#recheckTimer && this.#recheckStep === 0) return;
+    clearTimeout(this.#recheckTimer);
+    this.#recheckStep = 0;
+    this.#armRecheck();
+  }
+
+  #armRecheck(): void {
+    this.#recheckTimer = setTimeout(() => {
+      this.#recheckTimer = undefined;
+      if (this.#closed || !this.#watcher) return;
+      this.#checkOthers();
+      if (++this.#recheckStep < RECHECK_MS.length) this.#armRecheck();
+    }, RECHECK_MS[this.#recheckStep]);
+    this.#recheckTimer.unref();
   }
 }
