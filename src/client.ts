@@ -24,6 +24,7 @@ import type { GraphJobInput, SubmitInput } from './schema.ts';
 import type { ApplyResult, Schedule } from './schedules/schedules.ts';
 import type { WorkerInfo } from './store/store.ts';
 import type { Approval } from './durable.ts';
+import type { User } from './users.ts';
 import type { RateLimit, RemainingBudget, UsageSummary } from './limits.ts';
 
 export interface JobUsage {
@@ -345,6 +346,23 @@ export class AgentqClient {
     },
   };
 
+  // ---- users (admins) ------------------------------------------------------------------------
+
+  readonly users = {
+    list: async (): Promise<User[]> => (await this.#call<{ users: User[] }>('GET', '/api/v1/users')).users,
+    add: (name: string, options: { admin?: boolean; token?: boolean } = {}): Promise<{ user: User; token?: string; tokenId?: string }> =>
+      this.#call('POST', '/api/v1/users', { name, ...options }),
+    issueToken: async (name: string): Promise<{ user: string; token: string; id: string }> => {
+      const r = await this.#call<{ user: string; token: string; tokenId: string }>('POST', `/api/v1/users/${encodeURIComponent(name)}/tokens`);
+      return { user: r.user, token: r.token, id: r.tokenId };
+    },
+    revoke: async (name: string, tokenId?: string): Promise<number> =>
+      (await this.#call<{ revoked: number }>('POST', `/api/v1/users/${encodeURIComponent(name)}/revoke`, tokenId ? { tokenId } : {})).revoked,
+    remove: async (name: string): Promise<void> => {
+      await this.#call('DELETE', `/api/v1/users/${encodeURIComponent(name)}`);
+    },
+  };
+
   // ---- usage and rate limits -------------------------------------------------------------------
 
   /** What a job and its tree used, its budget and what is left. */
@@ -400,5 +418,5 @@ export class AgentqClient {
   };
 }
 
-export type { Approval, RateLimit, UsageSummary, Job, JobLog, JobPage, JobTree, ListOptions, Stats, Throughput, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
+export type { Approval, User, RateLimit, UsageSummary, Job, JobLog, JobPage, JobTree, ListOptions, Stats, Throughput, AgentqEvent, Schedule, ApplyResult, CleanupResult, WorkerInfo };
 export { AgentqError, ValidationError, NotFoundError, ConflictError, PayloadTooLargeError, AmbiguousIdError, WaitTimeoutError };

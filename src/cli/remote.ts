@@ -11,6 +11,7 @@ import type { Job } from '../job.ts';
 import type { Queue } from '../queue.ts';
 import type { Schedules } from '../schedules/schedules.ts';
 import type { Approval } from '../durable.ts';
+import type { Users } from '../users.ts';
 import type { RateLimit, UsageSummary } from '../limits.ts';
 import type { ApprovalStatus } from '../store/store.ts';
 
@@ -50,6 +51,7 @@ export interface CliQueue {
     rateLimits(): Promise<RateLimit[]>;
     setRateLimit(key: string, limit: { max: number; per: number | string } | null): Promise<unknown>;
   };
+  readonly users: Pick<Users, 'add' | 'list' | 'issueToken' | 'revoke' | 'remove'>;
   /** Whether decisions are made as the server's token user (not --by). */
   readonly remote?: boolean;
 }
@@ -141,6 +143,14 @@ export class RemoteQueue implements CliQueue {
   };
 
   readonly remote = true;
+
+  readonly users: CliQueue['users'] = {
+    add: async (name, options = {}) => (await this.#r(this.#client.users.add(name, { admin: options.admin, token: false }))).user,
+    list: () => this.#r(this.#client.users.list()),
+    issueToken: (name) => this.#r(this.#client.users.issueToken(name)),
+    revoke: (name, tokenId) => this.#r(this.#client.users.revoke(name, tokenId)),
+    remove: (name) => this.#r(this.#client.users.remove(name)),
+  };
 
   readonly limits: CliQueue['limits'] = {
     usage: (id) => this.#r(this.#client.usage(id)),

@@ -1,6 +1,6 @@
 /** `agentq users add | list | token | revoke | remove`: who may use the REST API. */
 import type { Command } from 'commander';
-import { action, setup, withQueue, jsonOption, type Context, type DbOptions } from './context.ts';
+import { action, setup, withApi, jsonOption, type Context, type DbOptions } from './context.ts';
 import { relativeTime, table } from './format.ts';
 import { line, printJson } from './io.ts';
 
@@ -30,7 +30,7 @@ export function registerUsers(program: Command, ctx: Context): void {
   add.action(
     action(ctx, async (name: string, _o: unknown, command: Command) => {
       const opts = command.optsWithGlobals<UsersOptions>();
-      return withQueue(
+      return withApi(
         ctx,
         opts,
         async (queue) => {
@@ -53,7 +53,7 @@ export function registerUsers(program: Command, ctx: Context): void {
   list.action(
     action(ctx, async (_o: unknown, command: Command) => {
       const opts = command.optsWithGlobals<UsersOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const all = await queue.users.list();
         if (opts.json) {
           printJson(ctx.io.stdout, all);
@@ -80,7 +80,7 @@ export function registerUsers(program: Command, ctx: Context): void {
   token.action(
     action(ctx, async (name: string, _o: unknown, command: Command) => {
       const opts = command.optsWithGlobals<UsersOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const issued = await queue.users.issueToken(name);
         if (opts.json) printJson(ctx.io.stdout, { user: name, token: issued.token, tokenId: issued.id });
         else printToken(ctx, name, issued.token, issued.id);
@@ -99,7 +99,7 @@ export function registerUsers(program: Command, ctx: Context): void {
   revoke.action(
     action(ctx, async (name: string, tokenId: string | undefined, _o: unknown, command: Command) => {
       const opts = command.optsWithGlobals<UsersOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         const n = await queue.users.revoke(name, tokenId);
         if (opts.json) printJson(ctx.io.stdout, { user: name, revoked: n });
         else line(ctx.io.stdout, `revoked ${n} token${n === 1 ? '' : 's'} of ${name}`);
@@ -113,7 +113,7 @@ export function registerUsers(program: Command, ctx: Context): void {
   remove.action(
     action(ctx, async (name: string, _o: unknown, command: Command) => {
       const opts = command.optsWithGlobals<UsersOptions>();
-      return withQueue(ctx, opts, async (queue) => {
+      return withApi(ctx, opts, async (queue) => {
         await queue.users.remove(name);
         if (opts.json) printJson(ctx.io.stdout, { removed: name });
         else line(ctx.io.stdout, `removed ${name}`);

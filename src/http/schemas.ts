@@ -322,3 +322,8 @@ export const rateLimitBodySchema = z.strictObject({
   max: z.number().int().min(1).max(1_000_000),
   per: z.union([z.number().int().positive(), z.string().max(20)]).meta({ description: 'ms, or 1s, 1m, 1h' }),
 });
+
+export const userSchema = z.object({ name: z.string(), role: z.enum(['admin', 'user']), createdAt: time, tokens: z.number().int() }).meta({ id: 'User' });
+export const newUserSchema = z.strictObject({ name: z.string().max(100), admin: z.boolean().optional(), token: z.boolean().optional().meta({ description: 'make a first token (default: true)' }) });
+export const issuedTokenSchema = z.object({ user: z.string(), token: z.string().meta({ description: 'shown this once; only its hash is kept' }), tokenId: z.string() });
+export const revokeSchema = z.strictObject({ tokenId: z.string().max(100).optional() }).optional();

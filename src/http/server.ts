@@ -722,6 +722,91 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
     },
   );
 
+  // ---- users (admins) ------------------------------------------------------------------------
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/users',
+      operationId: 'listUsers',
+      summary: 'Users, their roles and how many tokens they hold (admins)',
+      tag: 'users',
+      access: 'admin',
+      answers: { 200: { description: 'users', schema: z.object({ users: z.array(S.userSchema) }) } },
+    },
+    async (c) => c.json({ users: await queue.users.list() }),
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/api/v1/users',
+      operationId: 'addUser',
+      summary: 'Add a user, with a first token shown once (admins)',
+      tag: 'users',
+      access: 'admin',
+      body: S.newUserSchema,
+      answers: {
+        201: { description: 'the user, and its token', schema: z.object({ user: S.userSchema, token: z.string().optional(), tokenId: z.string().optional() }) },
+        409: { description: 'the name is taken', schema: S.errorSchema },
+      },
+    },
+    async (c, { body }) => {
+      const user = await queue.users.add(body.name, { admin: body.admin });
+      if (body.token === false) return c.json({ user }, 201);
+      const issued = await queue.users.issueToken(user.name);
+      return c.json({ user: { ...user, tokens: 1 }, token: issued.token, tokenId: issued.id }, 201);
+    },
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/api/v1/users/:user/tokens',
+      operationId: 'issueToken',
+      summary: 'Make a new token for a user; their other tokens keep working (admins)',
+      tag: 'users',
+      access: 'admin',
+      params: { user: 'a user name' },
+      answers: { 201: { description: 'the token, shown this once', schema: S.issuedTokenSchema }, 404: { description: 'no such user', schema: S.errorSchema } },
+    },
+    async (c, { params }) => {
+      const issued = await queue.users.issueToken(params.user);
+      return c.json({ user: issued.user, token: issued.token, tokenId: issued.id }, 201);
+    },
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/api/v1/users/:user/revoke',
+      operationId: 'revokeTokens',
+      summary: "Revoke a user's tokens: all, or {tokenId} (admins)",
+      tag: 'users',
+      access: 'admin',
+      params: { user: 'a user name' },
+      answers: { 200: { description: 'how many were revoked', schema: z.object({ user: z.string(), revoked: z.number().int() }) }, 404: { description: 'no such user', schema: S.errorSchema } },
+    },
+    async (c, { params }) => {
+      const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
+      const body = hasBody ? parseOrThrow(S.revokeSchema, await readJson(c)) : undefined;
+      return c.json({ user: params.user, revoked: await queue.users.revoke(params.user, body?.tokenId) });
+    },
+  );
+  routes.add(
+    {
+      method: 'delete',
+      path: '/api/v1/users/:user',
+      operationId: 'removeUser',
+      summary: 'Remove a user and revoke their tokens; their jobs stay (admins)',
+      tag: 'users',
+      access: 'admin',
+      params: { user: 'a user name' },
+      answers: { 200: { description: 'removed', schema: z.object({ removed: z.string() }) }, 404: { description: 'no such user', schema: S.errorSchema } },
+    },
+    async (c, { params }) => {
+      await queue.users.remove(params.user);
+      return c.json({ removed: params.user });
+    },
+  );
+
   // ---- approvals -----------------------------------------------------------------------------
 
   /** An approval the caller may see and decide: of their job, assigned to them, or any for an admin. */

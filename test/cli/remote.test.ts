@@ -71,6 +71,22 @@ describe('agentq commands through --server', () => {
     assert.equal(list[0]?.name ?? list.schedules?.[0]?.name, 'hourly');
   });
 
+  it('manages users through the server (admins), and a user may not', async () => {
+    const added = await remoteJson(['users', 'add', 'remote-user']);
+    assert.equal(added.user.name, 'remote-user');
+    assert.match(added.token, /^aq_/);
+    const listed = await remoteJson(['users', 'list']);
+    assert.ok(listed.some((u: { name: string; tokens: number }) => u.name === 'remote-user' && u.tokens === 1));
+    const mine = await remote(['jobs'], added.token);
+    assert.equal(mine.code, 0, mine.stderr);
+    const refused = await remote(['users', 'list'], added.token);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /admin/);
+    assert.equal((await remoteJson(['users', 'revoke', 'remote-user'])).revoked, 1);
+    assert.equal((await remote(['jobs'], added.token)).code, 1);
+    assert.equal((await remote(['users', 'remove', 'remote-user'])).code, 0);
+  });
+
   it('serves MCP tools through the server, as the token’s user', async () => {
     const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, '--server', url, '--token', token, 'mcp'], stderr: 'pipe' });
     const client = new Client({ name: 'agentq-test', version: '1.0.0' });
@@ -99,7 +115,7 @@ describe('agentq commands through --server', () => {
     const away = await agentq(elsewhere, ['--server', 'http://127.0.0.1:1', '--token', token, 'jobs'], { noDb: true });
     assert.equal(away.code, 1);
     assert.match(away.stderr, /cannot reach the agentq server at http:\/\/127\.0\.0\.1:1/);
-    for (const command of [['worker'], ['migrate'], ['users', 'list']]) {
+    for (const command of [['worker'], ['migrate'], ['scheduler']]) {
       const r = await remote(command);
       assert.equal(r.code, 2, command.join(' '));
       assert.match(r.stderr, /works on a database, not through --server/);

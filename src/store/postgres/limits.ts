@@ -1,7 +1,9 @@
 /**
  * Rate limits and usage on PostgreSQL. Taking a start locks the keys' rows
  * (in key order, so takers never deadlock), so every worker on every machine
- * counts the same window.
+ * counts the same window. Starts are counted in buckets of a twentieth of the
+ * window; a bucket that reaches into the window counts whole, so no window of
+ * `perMs` ever holds more than `max` starts.
  */
 import type pg from 'pg';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
@@ -26,11 +28,13 @@ CREATE TABLE ${s}.rate_limits (
   per_ms bigint,
   paused_until bigint
 );
+-- Starts per key in buckets of a twentieth of the window: a window is at most 21 rows.
 CREATE TABLE ${s}.rate_starts (
   key text NOT NULL,
-  at bigint NOT NULL
+  at bigint NOT NULL,
+  n int NOT NULL,
+  PRIMARY KEY (key, at)
 );
-CREATE INDEX rate_starts_key ON ${s}.rate_starts (key, at);
 CREATE TABLE ${s}.job_usage (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   job_id text COLLATE "C" NOT NULL,
@@ -99,7 +103,7 @@ export class PostgresLimits {
   take(requests: ReadonlyArray<readonly string[]>): Promise<RateSlot[]> {
     const keys = [...new Set(requests.flat())].sort();
     return this.#db.tx(async (c) => {
-      // Lock the keys' rows in key order (takers never deadlock), then count each window once.
+      // Lock the keys' rows in key order (takers never deadlock), then read each window once.
       const rows = await this.#db.q<{ key: string; max: number | null; per_ms: string | null; paused_until: string | null }>(
         `SELECT * FROM ${this.#t('rate_limits')} WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
         [keys],
@@ -107,66 +111,58 @@ export class PostgresLimits {
       );
       // The time once the keys are locked: starts are recorded in the order they are let through.
       const now = this.#db.now();
-      const state = new Map<string, { max: number | null; perMs: number; count: number; pausedUntil: number | null }>();
+      type KeyState = { max: number | null; perMs: number; bucketMs: number; buckets: Array<{ at: number; n: number }>; count: number; pausedUntil: number | null; taken: number };
+      const state = new Map<string, KeyState>();
       for (const row of rows) {
         const pausedUntil = row.paused_until != null && Number(row.paused_until) > now ? Number(row.paused_until) : null;
         if (row.max == null || row.per_ms == null) {
           if (pausedUntil == null) {
             // A pause that has passed, on a key with no limit of its own: gone.
             await this.#db.q(`DELETE FROM ${this.#t('rate_limits')} WHERE key = $1 AND max IS NULL`, [row.key], c);
-          } else state.set(row.key, { max: null, perMs: 0, count: 0, pausedUntil });
+          } else state.set(row.key, { max: null, perMs: 0, bucketMs: 1, buckets: [], count: 0, pausedUntil, taken: 0 });
           continue;
         }
         const perMs = Number(row.per_ms);
-        await this.#db.q(`DELETE FROM ${this.#t('rate_starts')} WHERE key = $1 AND at <= $2`, [row.key, now - perMs], c);
-        const [{ n }] = await this.#db.q<{ n: string }>(`SELECT count(*) AS n FROM ${this.#t('rate_starts')} WHERE key = $1`, [row.key], c);
-        state.set(row.key, { max: Number(row.max), perMs, count: Number(n), pausedUntil });
+        const bucketMs = Math.max(1, Math.floor(perMs / 20));
+        const buckets = (
+          await this.#db.q<{ at: string; n: number }>(
+            `WITH gone AS (DELETE FROM ${this.#t('rate_starts')} WHERE key = $1 AND at <= $2)
+             SELECT at, n FROM ${this.#t('rate_starts')} WHERE key = $1 AND at > $2 ORDER BY at`,
+            [row.key, now - perMs - bucketMs],
+            c,
+          )
+        ).map((b) => ({ at: Number(b.at), n: Number(b.n) }));
+        state.set(row.key, { max: Number(row.max), perMs, bucketMs, buckets, count: buckets.reduce((sum, b) => sum + b.n, 0), pausedUntil, taken: 0 });
       }
-      const out: RateSlot[] = [];
-      const inserts: string[] = [];
-      for (const request of requests) {
-        let refused: RateSlot | null = null;
-        const taking: string[] = [];
+      const freeAt = (s: KeyState) => {
+        let over = s.count + s.taken - (s.max ?? 0) + 1;
+        for (const b of s.buckets) {
+          over -= b.n;
+          if (over <= 0) return b.at + s.bucketMs + s.perMs + 1;
+        }
+        return Math.floor(now / s.bucketMs) * s.bucketMs + s.bucketMs + s.perMs + 1;
+      };
+      const out = requests.map((request): RateSlot => {
+        const taking: KeyState[] = [];
         for (const key of [...new Set(request)].sort()) {
           const s = state.get(key);
           if (!s) continue;
-          if (s.pausedUntil != null) {
-            refused = { ok: false, retryAt: s.pausedUntil, key };
-            break;
-          }
+          if (s.pausedUntil != null) return { ok: false, retryAt: s.pausedUntil, key };
           if (s.max == null) continue;
-          if (s.count >= s.max) {
-            // Free again once the oldest start that fills the window has left it (this batch's own are at now).
-            const offset = s.count - s.max;
-            const stored = Number(
-              (await this.#db.q<{ n: string }>(`SELECT count(*) AS n FROM ${this.#t('rate_starts')} WHERE key = $1`, [key], c))[0].n,
-            );
-            let at = now;
-            if (offset < stored) {
-              const [row] = await this.#db.q<{ at: string }>(
-                `SELECT at FROM ${this.#t('rate_starts')} WHERE key = $1 ORDER BY at LIMIT 1 OFFSET $2`,
-                [key, offset],
-                c,
-              );
-              at = Number(row?.at ?? now);
-            }
-            refused = { ok: false, retryAt: at + s.perMs + 1, key };
-            break;
-          }
-          taking.push(key);
+          if (s.count + s.taken >= s.max) return { ok: false, retryAt: freeAt(s), key };
+          taking.push(s);
         }
-        if (refused) {
-          out.push(refused);
-          continue;
-        }
-        for (const key of taking) {
-          state.get(key)!.count++;
-          inserts.push(key);
-        }
-        out.push({ ok: true });
-      }
-      if (inserts.length > 0) {
-        await this.#db.q(`INSERT INTO ${this.#t('rate_starts')} (key, at) SELECT k, $2 FROM unnest($1::text[]) AS k`, [inserts, now], c);
+        for (const s of taking) s.taken++;
+        return { ok: true };
+      });
+      const upserts = [...state].filter(([, s]) => s.taken > 0);
+      if (upserts.length > 0) {
+        await this.#db.q(
+          `INSERT INTO ${this.#t('rate_starts')} (key, at, n) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[])
+           ON CONFLICT (key, at) DO UPDATE SET n = ${this.#t('rate_starts')}.n + excluded.n`,
+          [upserts.map(([k]) => k), upserts.map(([, s]) => Math.floor(now / s.bucketMs) * s.bucketMs), upserts.map(([, s]) => s.taken)],
+          c,
+        );
       }
       return out;
     });

@@ -1,8 +1,9 @@
 /**
  * Rate limits and usage on SQLite. A start is taken in a write transaction
- * (`BEGIN IMMEDIATE`), so processes on one file count the same window: the
- * starts of the last `perMs` are rows, and a key takes one only while fewer
- * than `max` are there.
+ * (`BEGIN IMMEDIATE`), so processes on one file count the same window. Starts
+ * are counted in buckets of a twentieth of the window; a bucket that reaches
+ * into the window counts whole, so the count is never less than the truth and
+ * no window of `perMs` ever holds more than `max` starts.
  */
 import type { SQLInputValue } from 'node:sqlite';
 import type { JobEventType, Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
@@ -25,11 +26,13 @@ CREATE TABLE rate_limits (
   per_ms INTEGER,
   paused_until INTEGER
 );
+-- Starts per key in buckets of a twentieth of the window: a window is at most 21 rows.
 CREATE TABLE rate_starts (
   key TEXT NOT NULL,
-  at INTEGER NOT NULL
-);
-CREATE INDEX rate_starts_key ON rate_starts (key, at);
+  at INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (key, at)
+) WITHOUT ROWID;
 CREATE TABLE job_usage (
   id INTEGER PRIMARY KEY,
   job_id TEXT NOT NULL,
@@ -94,48 +97,61 @@ export class SqliteLimits {
     return this.#db.tx(() => {
       // The time once the write lock is held: starts are recorded in the order they are let through.
       const now = this.#db.now();
-      const state = new Map<string, { max: number | null; perMs: number; count: number; pausedUntil: number | null } | null>();
-      const load = (key: string) => {
+      type KeyState = { max: number | null; perMs: number; bucketMs: number; count: number; pausedUntil: number | null; taken: number };
+      const state = new Map<string, KeyState | null>();
+      const load = (key: string): KeyState | null => {
         if (state.has(key)) return state.get(key)!;
         const row = this.#db.get<{ max: number | null; per_ms: number | null; paused_until: number | null }>('SELECT * FROM rate_limits WHERE key = ?', key);
-        let s: { max: number | null; perMs: number; count: number; pausedUntil: number | null } | null = null;
+        let s: KeyState | null = null;
         if (row) {
           const pausedUntil = row.paused_until != null && Number(row.paused_until) > now ? Number(row.paused_until) : null;
           if (row.max == null || row.per_ms == null) {
             // A pause that has passed, on a key with no limit of its own: gone.
             if (pausedUntil == null) this.#db.run('DELETE FROM rate_limits WHERE key = ? AND max IS NULL', key);
-            else s = { max: null, perMs: 0, count: 0, pausedUntil };
+            else s = { max: null, perMs: 0, bucketMs: 1, count: 0, pausedUntil, taken: 0 };
           } else {
             const perMs = Number(row.per_ms);
-            this.#db.run('DELETE FROM rate_starts WHERE key = ? AND at <= ?', key, now - perMs);
-            const count = Number(this.#db.get<{ n: number }>('SELECT count(*) AS n FROM rate_starts WHERE key = ?', key)!.n);
-            s = { max: Number(row.max), perMs, count, pausedUntil };
+            const bucketMs = Math.max(1, Math.floor(perMs / 20));
+            this.#db.run('DELETE FROM rate_starts WHERE key = ? AND at <= ?', key, now - perMs - bucketMs);
+            const count = Number(this.#db.get<{ n: number | null }>('SELECT sum(n) AS n FROM rate_starts WHERE key = ?', key)!.n ?? 0);
+            s = { max: Number(row.max), perMs, bucketMs, count, pausedUntil, taken: 0 };
           }
         }
         state.set(key, s);
         return s;
       };
-      return requests.map((keys): RateSlot => {
-        const taking: string[] = [];
+      const results = requests.map((keys): RateSlot => {
+        const taking: KeyState[] = [];
         for (const key of [...new Set(keys)].sort()) {
           const s = load(key);
           if (!s) continue;
           if (s.pausedUntil != null) return { ok: false, retryAt: s.pausedUntil, key };
           if (s.max == null) continue;
-          if (s.count >= s.max) {
-            // Free again once the oldest start that fills the window has left it.
-            const at = this.#db.get<{ at: number }>('SELECT at FROM rate_starts WHERE key = ? ORDER BY at LIMIT 1 OFFSET ?', key, s.count - s.max);
-            return { ok: false, retryAt: Number(at?.at ?? now) + s.perMs + 1, key };
-          }
-          taking.push(key);
+          if (s.count + s.taken >= s.max) return { ok: false, retryAt: this.#freeAt(key, s, now), key };
+          taking.push(s);
         }
-        for (const key of taking) {
-          this.#db.run('INSERT INTO rate_starts (key, at) VALUES (?, ?)', key, now);
-          state.get(key)!.count++;
-        }
+        for (const s of taking) s.taken++;
         return { ok: true };
       });
+      for (const [key, s] of state) {
+        if (!s || s.taken === 0) continue;
+        const at = Math.floor(now / s.bucketMs) * s.bucketMs;
+        this.#db.run('INSERT INTO rate_starts (key, at, n) VALUES (?, ?, ?) ON CONFLICT (key, at) DO UPDATE SET n = n + excluded.n', key, at, s.taken);
+      }
+      return results;
     });
+  }
+
+  /** When enough of the oldest buckets have left the window for one more start. */
+  #freeAt(key: string, s: { max: number | null; perMs: number; bucketMs: number; count: number; taken: number }, now: number): number {
+    const buckets = this.#db.all<{ at: number; n: number }>('SELECT at, n FROM rate_starts WHERE key = ? ORDER BY at', key);
+    let over = s.count + s.taken - (s.max ?? 0) + 1;
+    for (const b of buckets) {
+      over -= Number(b.n);
+      if (over <= 0) return Number(b.at) + s.bucketMs + s.perMs + 1;
+    }
+    // Only starts of this batch fill it: free a window from now.
+    return Math.floor(now / s.bucketMs) * s.bucketMs + s.bucketMs + s.perMs + 1;
   }
 
   pause(keys: readonly string[], until: number): void {
