@@ -6,9 +6,9 @@
  * and queue latency are summaries over the most recently finished jobs.
  */
 import type { Queue } from '../queue.ts';
-import type { Subscription } from '../events.ts';
 
 const RECENT = 1000;
+const COUNTED = ['job.created', 'job.completed', 'job.failed', 'job.retrying', 'job.cancelled'];
 
 function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -29,35 +29,39 @@ export class Metrics {
   readonly #queue: Queue;
   readonly #counts = new Map<string, number>();
   #httpSubmits = 0;
-  #sub: Subscription | undefined;
+  /** The id of the last event counted. */
+  #from: Promise<number> | undefined;
 
   constructor(queue: Queue) {
     this.#queue = queue;
   }
 
-  /** Starts counting job events (from now on). */
+  /** Starts counting job events (from now on): they are counted at each scrape, not as they come. */
   start(): void {
-    this.#sub ??= this.#queue.events.subscribe(
-      ['job.created', 'job.completed', 'job.failed', 'job.retrying', 'job.cancelled'],
-      (e) => {
-        const agent = (e.target ?? '') as string;
-        const key = `${e.type}\u0000${agent}`;
-        this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
-      },
-      { onError: () => {} },
-    );
+    this.#from ??= this.#queue.store.lastEventId().catch(() => 0);
+  }
+
+  /** Adds the job events since the last scrape to the counters. */
+  async #tally(): Promise<void> {
+    const from = await (this.#from ??= this.#queue.store.lastEventId());
+    const upTo = await this.#queue.store.lastEventId();
+    if (upTo <= from) return;
+    for (const r of await this.#queue.store.countEvents(from, upTo, COUNTED)) {
+      const key = `${r.type}\u0000${r.target ?? ''}`;
+      this.#counts.set(key, (this.#counts.get(key) ?? 0) + r.n);
+    }
+    this.#from = Promise.resolve(upTo);
   }
 
   submitted(n: number): void {
     this.#httpSubmits += n;
   }
 
-  close(): void {
-    this.#sub?.close();
-  }
+  close(): void {}
 
   async render(): Promise<string> {
     const q = this.#queue;
+    await this.#tally();
     const [stats, workers, recent, usage] = await Promise.all([
       q.stats(),
       q.workers(),

@@ -468,6 +468,8 @@ export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStor
   listEvents(filter: EventFilter): Promise<StoredEvent[]>;
   /** The id of the newest event, or 0. */
   lastEventId(): Promise<number>;
+  /** Events of these types after `after` (up to `upTo`), counted per type and target. */
+  countEvents(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>>;
   /** Deletes events older than a time; returns how many. */
   deleteEvents(before: number): Promise<number>;
 

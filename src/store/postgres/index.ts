@@ -1524,6 +1524,15 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#events.lastId();
   }
 
+  async countEvents(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>> {
+    if (types.length === 0) return [];
+    const rows = await this.#one<{ type: string; target: string | null; n: string }>(
+      `SELECT type, target, count(*) AS n FROM "${this.schema}".events WHERE id > $1 AND id <= $2 AND type = ANY($3::text[]) GROUP BY type, target`,
+      [after, upTo, types],
+    );
+    return rows.map((r) => ({ type: r.type, target: r.target, n: Number(r.n) }));
+  }
+
   deleteEvents(before: number): Promise<number> {
     return this.#events.delete(before);
   }

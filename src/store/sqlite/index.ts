@@ -1196,6 +1196,16 @@ export class SqliteStore implements Store {
     return Number(this.#get<{ id: number | null }>('SELECT max(id) AS id FROM events')?.id ?? 0);
   }
 
+  async countEvents(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>> {
+    if (types.length === 0) return [];
+    return this.#all<{ type: string; target: string | null; n: number }>(
+      `SELECT type, target, count(*) AS n FROM events WHERE id > ? AND id <= ? AND type IN (${types.map(() => '?').join(',')}) GROUP BY type, target`,
+      after,
+      upTo,
+      ...types,
+    ).map((r) => ({ type: r.type, target: r.target, n: Number(r.n) }));
+  }
+
   async deleteEvents(before: number): Promise<number> {
     return this.#tx(() => this.#run('DELETE FROM events WHERE created_at < ?', before));
   }
