@@ -278,7 +278,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       id: this.#id,
       name: this.name,
       host: hostname(),
-      pid: process.pid,
+      // The agentq command runs workers in a child process: it shows the pid that was started.
+      pid: Number(process.env.AGENTQ_PARENT_PID) || process.pid,
       agents: this.agents,
       types: this.types ?? null,
       concurrency: this.concurrency,
