@@ -602,6 +602,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #context(job: Job, lease: Lease, running: Running): JobContext {
     const signal = running.abort.signal;
     const store = this.queue.store;
+    let durableCtx: DurableContext | undefined;
+    let limitCtx: LimitContext | undefined;
+    const durable = () => (durableCtx ??= durableContext(this.queue, job, lease));
+    const limits = () => (limitCtx ??= limitContext(this.queue, job, lease, (error) => abortRun(running, error)));
     return {
       job,
       attempt: job.attempts,
@@ -631,8 +635,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       children: () => this.queue.store.listChildren(job.id),
       publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
       waitForChildren: () => Promise.reject(new WaitForChildren()),
-      ...durableContext(this.queue, job, lease),
-      ...limitContext(this.queue, job, lease, (error) => abortRun(running, error)),
+      // Steps, waits and usage are made on first use: most handlers need none of them.
+      step: (name, fn) => durable().step(name, fn),
+      state: () => durable().state(),
+      checkpoint: (value) => durable().checkpoint(value),
+      waitForEvent: (pattern, options) => durable().waitForEvent(pattern, options),
+      approval: (request) => durable().approval(request),
+      usage: (usage) => limits().usage(usage),
+      remainingBudget: () => limits().remainingBudget(),
+      retryAfter: (ms) => limits().retryAfter(ms),
     };
   }
 
