@@ -83,7 +83,7 @@ describe('agentq errors', { concurrency: true }, () => {
 
   it('has help with examples for every command, and a version', async () => {
     const db = freshDb();
-    const commands = ['submit', 'status', 'jobs', 'info', 'logs', 'tree', 'wait', 'cancel', 'kill', 'retry', 'hung', 'cleanup', 'migrate', 'worker', 'serve', 'events', 'monitor', 'users'];
+    const commands = ['submit', 'status', 'jobs', 'info', 'logs', 'tree', 'wait', 'cancel', 'kill', 'retry', 'hung', 'cleanup', 'migrate', 'worker', 'serve', 'events', 'monitor', 'users', 'approvals', 'limits', 'mcp'];
     const results = await Promise.all(commands.map((c) => agentq(db, [c, '--help'])));
     results.forEach((r, i) => {
       assert.equal(r.code, 0, commands[i]);
