@@ -424,11 +424,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       this.#claiming = false;
     }
-    // Jobs under a rate limit start once their slots are taken: one transaction for the batch.
-    const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
-    const limited = jobs.filter((_, i) => needs[i].length > 0);
-    for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
-    if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
+    if (this.#limitedKeys.size === 0) {
+      for (const job of jobs) this.#start(job);
+    } else {
+      // Jobs under a rate limit start once their slots are taken: one transaction for the batch.
+      const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
+      const limited = jobs.filter((_, i) => needs[i].length > 0);
+      for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
+      if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
+    }
     if (this.#claimAgain) {
       this.#claimAgain = false;
       this.#wake();

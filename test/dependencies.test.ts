@@ -1,28 +1,10 @@
 /** Dependencies between jobs, graphs submitted at once, and delegation trees. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Queue, ValidationError, Worker, type Handlers, type Job, type WorkerOptions } from '../src/index.ts';
+import { Queue, ValidationError, type Handlers, type Job } from '../src/index.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
 import { deferred, settled, waitFor } from './helpers/wait.ts';
-
-async function startWorker(queue: Queue, handlers: Handlers, options: Partial<WorkerOptions> = {}): Promise<Worker> {
-  const worker = new Worker(queue, { handlers, pollIntervalMs: 50, ...options });
-  worker.on('error', (e) => {
-    throw e;
-  });
-  await worker.start();
-  return worker;
-}
-
-async function finished(queue: Queue, id: string): Promise<Job> {
-  return waitFor(
-    async () => {
-      const job = await queue.get(id);
-      return ['completed', 'failed', 'cancelled'].includes(job.status) ? job : null;
-    },
-    { what: `job ${id} to finish` },
-  );
-}
+import { finished, startWorker } from './helpers/workers.ts';
 
 forEachEngine((engine) => {
   describe(`dependencies and delegation [${engine.name}]`, () => {

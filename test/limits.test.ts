@@ -2,29 +2,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ManualClock, Queue, ValidationError, Worker, type Handlers, type Job, type WorkerOptions } from '../src/index.ts';
+import { ManualClock, Queue, ValidationError } from '../src/index.ts';
 import { forEachEngine, freshQueue, tempDir } from './helpers/engines.ts';
 import { readLedger, startWorkerProcess } from './helpers/processes.ts';
 import { waitFor } from './helpers/wait.ts';
-
-async function startWorker(queue: Queue, handlers: Handlers, options: Partial<WorkerOptions> = {}): Promise<Worker> {
-  const worker = new Worker(queue, { handlers, pollIntervalMs: 50, waitCheckMs: 50, ...options });
-  worker.on('error', (e) => {
-    throw e;
-  });
-  await worker.start();
-  return worker;
-}
-
-async function finished(queue: Queue, id: string): Promise<Job> {
-  return waitFor(
-    async () => {
-      const job = await queue.get(id);
-      return ['completed', 'failed', 'cancelled'].includes(job.status) ? job : null;
-    },
-    { what: `job ${id} to finish` },
-  );
-}
+import { finished, startWorker } from './helpers/workers.ts';
 
 forEachEngine((engine) => {
   describe(`rate limits and budgets [${engine.name}]`, () => {

@@ -103,6 +103,12 @@ export function checkCrossSite(c: Context): void {
   if (!sameOrigin(c)) fail('forbidden', 403, 'cross-site request refused: a request signed in by cookie must come from this server\'s pages (or send Authorization: Bearer)');
 }
 
+/** A body that may be left out (cancel, revoke, decisions): validated when one was sent. */
+async function optionalBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S> | undefined> {
+  const sent = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
+  return sent ? parseOrThrow(schema, await readJson(c)) : undefined;
+}
+
 export function createApi(queue: Queue, options: ApiOptions = {}): Api {
   const app = new Hono<Env>();
   const metrics = new Metrics(queue);
@@ -309,8 +315,7 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       answers: { 200: { description: 'the job, cancelled', schema: S.jobSchema }, 404: notFound, 409: { description: 'already finished', schema: S.errorSchema } },
     },
     async (c, { principal, params }) => {
-      const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
-      const body = hasBody ? parseOrThrow(S.cancelBodySchema, await readJson(c)) : undefined;
+      const body = await optionalBody(c, S.cancelBodySchema);
       return cancel(c, principal, params.id, body);
     },
   );
@@ -785,8 +790,7 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       answers: { 200: { description: 'how many were revoked', schema: z.object({ user: z.string(), revoked: z.number().int() }) }, 404: { description: 'no such user', schema: S.errorSchema } },
     },
     async (c, { params }) => {
-      const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
-      const body = hasBody ? parseOrThrow(S.revokeSchema, await readJson(c)) : undefined;
+      const body = await optionalBody(c, S.revokeSchema);
       return c.json({ user: params.user, revoked: await queue.users.revoke(params.user, body?.tokenId) });
     },
   );
@@ -865,8 +869,7 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
         },
       },
       async (c, { principal, params }) => {
-        const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') != null;
-        const body = hasBody ? parseOrThrow(S.decisionSchema, await readJson(c)) : undefined;
+        const body = await optionalBody(c, S.decisionSchema);
         const approval = await visibleApproval(principal, params.id);
         return c.json(await queue.approvals[verb](approval.id, { by: principal!.user, comment: body?.comment }));
       },

@@ -1,6 +1,6 @@
 /** Mapping between stored rows (snake_case, ms timestamps, JSON text) and Job objects. */
 import type { BackoffOptions, Job, JobError, JobLog, JobStatus, Json, LogLevel } from '../job.ts';
-import type { NewJob, StoredEvent } from './store.ts';
+import type { ApprovalRecord, ApprovalStatus, NewJob, StoredEvent, UsageTotals } from './store.ts';
 
 export interface JobRow {
   id: string;
@@ -208,5 +208,60 @@ export function rowToEvent(r: EventRow): StoredEvent {
     owner: r.owner,
     payload: r.payload,
     createdAt: Number(r.created_at),
+  };
+}
+
+/** An approval row joined with its job's owner and agent (numbers may come as strings from PostgreSQL). */
+export interface ApprovalRow {
+  id: string;
+  job_id: string;
+  owner: string | null;
+  agent: string;
+  title: string;
+  details: string;
+  assignee: string | null;
+  status: ApprovalStatus;
+  comment: string | null;
+  decided_by: string | null;
+  decided_at: number | string | null;
+  expires_at: number | string | null;
+  created_at: number | string;
+}
+
+export function rowToApproval(r: ApprovalRow): ApprovalRecord {
+  const n = (v: number | string | null) => (v == null ? null : Number(v));
+  return {
+    id: r.id,
+    jobId: r.job_id,
+    owner: r.owner,
+    agent: r.agent,
+    title: r.title,
+    details: r.details,
+    assignee: r.assignee,
+    status: r.status,
+    comment: r.comment,
+    decidedBy: r.decided_by,
+    decidedAt: n(r.decided_at),
+    expiresAt: n(r.expires_at),
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** Sums of job_usage rows, as both engines select them (`SUMS` below). */
+export interface TotalsRow {
+  calls: number | string;
+  input: number | string | null;
+  output: number | string | null;
+  cost: number | string | null;
+}
+
+export const USAGE_SUMS = `count(u.id) AS calls, sum(u.input_tokens) AS input, sum(u.output_tokens) AS output, sum(u.cost_usd) AS cost`;
+
+export function rowToTotals(r: TotalsRow | undefined): UsageTotals {
+  return {
+    calls: Number(r?.calls ?? 0),
+    inputTokens: Number(r?.input ?? 0),
+    outputTokens: Number(r?.output ?? 0),
+    costUsd: Number(r?.cost ?? 0),
   };
 }

@@ -6,16 +6,9 @@
  */
 import type pg from 'pg';
 import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import { rowToApproval, type ApprovalRow } from '../rows.ts';
+import type { PostgresAccess, Queryable } from './access.ts';
 
-type Queryable = pg.Pool | pg.PoolClient;
-
-export interface PostgresDurableAccess {
-  table(name: string): string;
-  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
-  notify(c: Queryable): Promise<void>;
-  now(): number;
-}
 
 export function durableMigrationSql(s: string): string {
   return `
@@ -47,47 +40,13 @@ CREATE INDEX approvals_pending ON ${s}.approvals (created_at) WHERE status = 'pe
 `;
 }
 
-interface ApprovalRow extends Record<string, unknown> {
-  id: string;
-  job_id: string;
-  owner: string | null;
-  agent: string;
-  title: string;
-  details: string;
-  assignee: string | null;
-  status: ApprovalStatus;
-  comment: string | null;
-  decided_by: string | null;
-  decided_at: string | null;
-  expires_at: string | null;
-  created_at: string;
-}
-
-function rowToApproval(r: ApprovalRow): ApprovalRecord {
-  const n = (v: string | null) => (v == null ? null : Number(v));
-  return {
-    id: r.id,
-    jobId: r.job_id,
-    owner: r.owner,
-    agent: r.agent,
-    title: r.title,
-    details: r.details,
-    assignee: r.assignee,
-    status: r.status,
-    comment: r.comment,
-    decidedBy: r.decided_by,
-    decidedAt: n(r.decided_at),
-    expiresAt: n(r.expires_at),
-    createdAt: Number(r.created_at),
-  };
-}
 
 const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
 
 export class PostgresDurable {
-  readonly #db: PostgresDurableAccess;
+  readonly #db: PostgresAccess;
 
-  constructor(db: PostgresDurableAccess) {
+  constructor(db: PostgresAccess) {
     this.#db = db;
   }
 
@@ -206,7 +165,7 @@ export class PostgresDurable {
   }
 
   async getApproval(id: string, on?: Queryable): Promise<ApprovalRecord | null> {
-    const [row] = await this.#db.q<ApprovalRow>(`${this.#select} WHERE a.id = $1`, [id], on);
+    const [row] = await this.#db.q<ApprovalRow & Record<string, unknown>>(`${this.#select} WHERE a.id = $1`, [id], on);
     return row ? rowToApproval(row) : null;
   }
 
@@ -226,7 +185,7 @@ export class PostgresDurable {
       where.push(`a.job_id = $${values.length}`);
     }
     values.push(f.limit);
-    const rows = await this.#db.q<ApprovalRow>(
+    const rows = await this.#db.q<ApprovalRow & Record<string, unknown>>(
       `${this.#select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY a.created_at DESC, a.id DESC LIMIT $${values.length}`,
       values,
     );

@@ -16,7 +16,11 @@
  * the last id it saw misses nothing.
  */
 import type pg from 'pg';
+import { rowToEvent as toStored, type EventRow as Row } from '../rows.ts';
 import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
+
+/** pg returns bigint columns as strings; rowToEvent turns them into numbers. */
+type EventRow = Row & Record<string, unknown>;
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -85,30 +89,6 @@ CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
 `;
 }
 
-interface EventRow {
-  id: string;
-  type: string;
-  source: string;
-  target: string | null;
-  job_id: string | null;
-  owner: string | null;
-  payload: string;
-  created_at: string;
-}
-
-function toStored(r: EventRow): StoredEvent {
-  return {
-    id: Number(r.id),
-    type: r.type,
-    source: r.source,
-    target: r.target,
-    jobId: r.job_id,
-    owner: r.owner,
-    payload: r.payload,
-    createdAt: Number(r.created_at),
-  };
-}
-
 /** What the event SQL needs from the store. */
 export interface PostgresAccess {
   table: string;
@@ -134,7 +114,7 @@ export class PostgresEvents {
     return this.#db.tx(async (c) => {
       const out: StoredEvent[] = [];
       for (const e of events) {
-        const [row] = await this.#db.q<EventRow & Record<string, unknown>>(
+        const [row] = await this.#db.q<EventRow>(
           `INSERT INTO ${this.#db.table} (type, source, target, job_id, owner, payload, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, type, source, target, job_id, owner, payload, created_at`,
           [e.type, e.source, e.target, e.jobId, e.owner, e.payload, now],
@@ -175,7 +155,7 @@ export class PostgresEvents {
       where.push(`created_at <= $${values.length}`);
     }
     values.push(f.limit);
-    const rows = await this.#db.q<EventRow & Record<string, unknown>>(
+    const rows = await this.#db.q<EventRow>(
       `SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#db.table}
        WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.length}`,
       values,

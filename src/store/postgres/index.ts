@@ -22,6 +22,7 @@
  * - Lost connections (a server restart) are retried for a while with backoff;
  *   the pool opens new connections by itself.
  */
+import type { PostgresAccess } from './access.ts';
 import { PostgresEvents } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
@@ -271,26 +272,16 @@ export class PostgresStore implements Store, ScheduleStore {
       },
       notify: (c) => this.#notify(c),
     });
-    this.#limits = new PostgresLimits({
+    const access: PostgresAccess = {
       table: (name) => `${s}.${name}`,
       q: (text, values, on) => this.#q(text, values, on),
       tx: (fn) => this.#tx(fn),
       notify: (c) => this.#notify(c),
       now: () => this.now(),
-    });
-    this.#durable = new PostgresDurable({
-      table: (name) => `${s}.${name}`,
-      q: (text, values, on) => this.#q(text, values, on),
-      tx: (fn) => this.#tx(fn),
-      notify: (c) => this.#notify(c),
-      now: () => this.now(),
-    });
-    this.#users = new PostgresUsers({
-      table: (name) => `${s}.${name}`,
-      q: (text, values, on) => this.#q(text, values, on),
-      tx: (fn) => this.#tx(fn),
-      now: () => this.now(),
-    });
+    };
+    this.#limits = new PostgresLimits(access);
+    this.#durable = new PostgresDurable(access);
+    this.#users = new PostgresUsers(access);
     this.#events = new PostgresEvents({
       table: `${s}.events`,
       q: (text, values, on) => this.#q(text, values, on),

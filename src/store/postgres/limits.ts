@@ -5,18 +5,10 @@
  * window; a bucket that reaches into the window counts whole, so no window of
  * `perMs` ever holds more than `max` starts.
  */
-import type pg from 'pg';
+import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
+import type { PostgresAccess } from './access.ts';
 
-type Queryable = pg.Pool | pg.PoolClient;
-
-export interface PostgresLimitAccess {
-  table(name: string): string;
-  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
-  notify(c: Queryable): Promise<void>;
-  now(): number;
-}
 
 export function limitsMigrationSql(s: string): string {
   return `
@@ -50,26 +42,11 @@ CREATE INDEX job_usage_job ON ${s}.job_usage (job_id);
 
 const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
 
-interface TotalsRow extends Record<string, unknown> {
-  calls: string | number;
-  input: string | null;
-  output: string | null;
-  cost: string | number | null;
-}
-
-const totals = (r: TotalsRow | undefined): UsageTotals => ({
-  calls: Number(r?.calls ?? 0),
-  inputTokens: Number(r?.input ?? 0),
-  outputTokens: Number(r?.output ?? 0),
-  costUsd: Number(r?.cost ?? 0),
-});
-
-const SUMS = `count(u.id) AS calls, sum(u.input_tokens) AS input, sum(u.output_tokens) AS output, sum(u.cost_usd) AS cost`;
 
 export class PostgresLimits {
-  readonly #db: PostgresLimitAccess;
+  readonly #db: PostgresAccess;
 
-  constructor(db: PostgresLimitAccess) {
+  constructor(db: PostgresAccess) {
     this.#db = db;
   }
 
@@ -200,25 +177,25 @@ export class PostgresLimits {
 
   async jobUsage(jobId: string, tree: boolean): Promise<UsageTotals> {
     if (!tree) {
-      const [row] = await this.#db.q<TotalsRow>(`SELECT ${SUMS} FROM ${this.#t('job_usage')} u WHERE u.job_id = $1`, [jobId]);
-      return totals(row);
+      const [row] = await this.#db.q<TotalsRow & Record<string, unknown>>(`SELECT ${USAGE_SUMS} FROM ${this.#t('job_usage')} u WHERE u.job_id = $1`, [jobId]);
+      return rowToTotals(row);
     }
-    const [row] = await this.#db.q<TotalsRow>(
+    const [row] = await this.#db.q<TotalsRow & Record<string, unknown>>(
       `WITH RECURSIVE t(id) AS (SELECT $1::text COLLATE "C" UNION SELECT j.id FROM ${this.#t('jobs')} j JOIN t ON j.parent_id = t.id)
-       SELECT ${SUMS} FROM ${this.#t('job_usage')} u JOIN t ON u.job_id = t.id`,
+       SELECT ${USAGE_SUMS} FROM ${this.#t('job_usage')} u JOIN t ON u.job_id = t.id`,
       [jobId],
     );
-    return totals(row);
+    return rowToTotals(row);
   }
 
   async usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>> {
     const column = group === 'agent' ? 'j.agent' : 'j.owner';
     const where = owner == null ? '' : 'WHERE j.owner = $1';
-    const rows = await this.#db.q<TotalsRow & { name: string | null }>(
-      `SELECT ${column} AS name, ${SUMS} FROM ${this.#t('job_usage')} u JOIN ${this.#t('jobs')} j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
+    const rows = await this.#db.q<TotalsRow & { name: string | null } & Record<string, unknown>>(
+      `SELECT ${column} AS name, ${USAGE_SUMS} FROM ${this.#t('job_usage')} u JOIN ${this.#t('jobs')} j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
       owner == null ? [] : [owner],
     );
-    return rows.map((r) => ({ name: r.name, ...totals(r) }));
+    return rows.map((r) => ({ name: r.name, ...rowToTotals(r) }));
   }
 
   async budgetChain(jobId: string): Promise<Array<{ jobId: string; budget: string }>> {

@@ -1,16 +1,8 @@
 /** Users and API tokens on PostgreSQL. Tokens are kept as SHA-256 hashes only. */
-import type pg from 'pg';
 import { ConflictError } from '../../errors.ts';
 import type { TokenRecord, UserRecord, UserRole } from '../store.ts';
+import type { PostgresAccess } from './access.ts';
 
-type Queryable = pg.Pool | pg.PoolClient;
-
-export interface PostgresUserAccess {
-  table(name: string): string;
-  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
-  now(): number;
-}
 
 export function usersMigrationSql(s: string): string {
   return `
@@ -40,9 +32,9 @@ interface UserRow extends Record<string, unknown> {
 const toUser = (r: UserRow): UserRecord => ({ name: r.name, role: r.role, createdAt: Number(r.created_at), tokens: Number(r.tokens) });
 
 export class PostgresUsers {
-  readonly #db: PostgresUserAccess;
+  readonly #db: PostgresAccess;
 
-  constructor(db: PostgresUserAccess) {
+  constructor(db: PostgresAccess) {
     this.#db = db;
   }
 

@@ -5,17 +5,10 @@
  * resumed or failed only while it still waits for the same thing.
  */
 import type { SQLInputValue } from 'node:sqlite';
-import type { JobEventType } from '../store.ts';
 import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import { rowToApproval, type ApprovalRow } from '../rows.ts';
+import type { SqliteAccess } from './access.ts';
 
-export interface SqliteDurableAccess {
-  all<T>(sql: string, ...params: SQLInputValue[]): T[];
-  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
-  run(sql: string, ...params: SQLInputValue[]): number;
-  tx<T>(fn: () => T): T;
-  now(): number;
-  note(type: JobEventType, ids: string | readonly string[]): void;
-}
 
 export const durableMigrationSql = `
 -- What a suspended job waits for (an event or a decision), as JSON; NULL for children.
@@ -49,47 +42,13 @@ CREATE INDEX approvals_pending ON approvals (created_at) WHERE status = 'pending
 
 const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
-interface ApprovalRow {
-  id: string;
-  job_id: string;
-  owner: string | null;
-  agent: string;
-  title: string;
-  details: string;
-  assignee: string | null;
-  status: ApprovalStatus;
-  comment: string | null;
-  decided_by: string | null;
-  decided_at: number | null;
-  expires_at: number | null;
-  created_at: number;
-}
-
 const SELECT = `SELECT a.*, j.owner AS owner, j.agent AS agent FROM approvals a JOIN jobs j ON j.id = a.job_id`;
 
-export function rowToApproval(r: ApprovalRow): ApprovalRecord {
-  const n = (v: number | string | null) => (v == null ? null : Number(v));
-  return {
-    id: r.id,
-    jobId: r.job_id,
-    owner: r.owner,
-    agent: r.agent,
-    title: r.title,
-    details: r.details,
-    assignee: r.assignee,
-    status: r.status,
-    comment: r.comment,
-    decidedBy: r.decided_by,
-    decidedAt: n(r.decided_at),
-    expiresAt: n(r.expires_at),
-    createdAt: Number(r.created_at),
-  };
-}
 
 export class SqliteDurable {
-  readonly #db: SqliteDurableAccess;
+  readonly #db: SqliteAccess;
 
-  constructor(db: SqliteDurableAccess) {
+  constructor(db: SqliteAccess) {
     this.#db = db;
   }
 

@@ -72,6 +72,7 @@ import type {
   WorkerRegistration,
 } from '../store.ts';
 import { migrations } from './migrations.ts';
+import type { SqliteAccess } from './access.ts';
 import { SqliteSchedules } from './schedules.ts';
 import { SqliteUsers } from './users.ts';
 import { SqliteDurable } from './durable.ts';
@@ -965,14 +966,18 @@ export class SqliteStore implements Store {
 
   // ---- schedules (their SQL is in schedules.ts) -------------------------------------------------
 
-  readonly #schedules = new SqliteSchedules({
+  /** What the parts below use of this store. */
+  readonly #access: SqliteAccess = {
     all: (sql, ...params) => this.#all(sql, ...params),
     get: (sql, ...params) => this.#get(sql, ...params),
     run: (sql, ...params) => this.#run(sql, ...params),
     tx: (fn) => this.#tx(fn),
     now: () => this.now(),
+    note: (type, ids) => this.#note(type, ids),
     insertJob: (job, now) => this.#insertOne(job, now),
-  });
+  };
+
+  readonly #schedules = new SqliteSchedules(this.#access);
 
   async getSchedule(idOrName: string): Promise<ScheduleRecord | null> {
     return this.#schedules.get(idOrName);
@@ -1000,14 +1005,7 @@ export class SqliteStore implements Store {
 
   // ---- rate limits and usage (their SQL is in limits.ts) -------------------------------------
 
-  readonly #limits = new SqliteLimits({
-    all: (sql, ...params) => this.#all(sql, ...params),
-    get: (sql, ...params) => this.#get(sql, ...params),
-    run: (sql, ...params) => this.#run(sql, ...params),
-    tx: (fn) => this.#tx(fn),
-    now: () => this.now(),
-    note: (type, ids) => this.#note(type, ids),
-  });
+  readonly #limits = new SqliteLimits(this.#access);
 
   async setRateLimit(key: string, limit: { max: number; perMs: number } | null): Promise<void> {
     this.#limits.setRateLimit(key, limit);
@@ -1047,14 +1045,7 @@ export class SqliteStore implements Store {
 
   // ---- durable steps, suspended jobs, approvals (their SQL is in durable.ts) -----------------
 
-  readonly #durable = new SqliteDurable({
-    all: (sql, ...params) => this.#all(sql, ...params),
-    get: (sql, ...params) => this.#get(sql, ...params),
-    run: (sql, ...params) => this.#run(sql, ...params),
-    tx: (fn) => this.#tx(fn),
-    now: () => this.now(),
-    note: (type, ids) => this.#note(type, ids),
-  });
+  readonly #durable = new SqliteDurable(this.#access);
 
   async getSteps(jobId: string): Promise<Map<string, string>> {
     return this.#durable.getSteps(jobId);
@@ -1097,13 +1088,7 @@ export class SqliteStore implements Store {
 
   // ---- users and tokens (their SQL is in users.ts) --------------------------------------------
 
-  readonly #users = new SqliteUsers({
-    all: (sql, ...params) => this.#all(sql, ...params),
-    get: (sql, ...params) => this.#get(sql, ...params),
-    run: (sql, ...params) => this.#run(sql, ...params),
-    tx: (fn) => this.#tx(fn),
-    now: () => this.now(),
-  });
+  readonly #users = new SqliteUsers(this.#access);
 
   async createUser(name: string, role: UserRole): Promise<UserRecord> {
     return this.#users.create(name, role);

@@ -5,17 +5,10 @@
  * into the window counts whole, so the count is never less than the truth and
  * no window of `perMs` ever holds more than `max` starts.
  */
-import type { SQLInputValue } from 'node:sqlite';
-import type { JobEventType, Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
+import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
+import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
+import type { SqliteAccess } from './access.ts';
 
-export interface SqliteLimitAccess {
-  all<T>(sql: string, ...params: SQLInputValue[]): T[];
-  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
-  run(sql: string, ...params: SQLInputValue[]): number;
-  tx<T>(fn: () => T): T;
-  now(): number;
-  note(type: JobEventType, ids: string | readonly string[]): void;
-}
 
 export const limitsMigrationSql = `
 ALTER TABLE jobs ADD COLUMN rate_key TEXT;
@@ -47,26 +40,11 @@ CREATE INDEX job_usage_job ON job_usage (job_id);
 
 const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
-interface TotalsRow {
-  calls: number;
-  input: number | null;
-  output: number | null;
-  cost: number | null;
-}
-
-const totals = (r: TotalsRow | undefined): UsageTotals => ({
-  calls: Number(r?.calls ?? 0),
-  inputTokens: Number(r?.input ?? 0),
-  outputTokens: Number(r?.output ?? 0),
-  costUsd: Number(r?.cost ?? 0),
-});
-
-const SUMS = `count(u.id) AS calls, sum(u.input_tokens) AS input, sum(u.output_tokens) AS output, sum(u.cost_usd) AS cost`;
 
 export class SqliteLimits {
-  readonly #db: SqliteLimitAccess;
+  readonly #db: SqliteAccess;
 
-  constructor(db: SqliteLimitAccess) {
+  constructor(db: SqliteAccess) {
     this.#db = db;
   }
 
@@ -201,11 +179,11 @@ export class SqliteLimits {
   }
 
   jobUsage(jobId: string, tree: boolean): UsageTotals {
-    if (!tree) return totals(this.#db.get<TotalsRow>(`SELECT ${SUMS} FROM job_usage u WHERE u.job_id = ?`, jobId));
-    return totals(
+    if (!tree) return rowToTotals(this.#db.get<TotalsRow>(`SELECT ${USAGE_SUMS} FROM job_usage u WHERE u.job_id = ?`, jobId));
+    return rowToTotals(
       this.#db.get<TotalsRow>(
         `WITH RECURSIVE t(id) AS (SELECT ? UNION SELECT j.id FROM jobs j JOIN t ON j.parent_id = t.id)
-         SELECT ${SUMS} FROM job_usage u JOIN t ON u.job_id = t.id`,
+         SELECT ${USAGE_SUMS} FROM job_usage u JOIN t ON u.job_id = t.id`,
         jobId,
       ),
     );
@@ -216,10 +194,10 @@ export class SqliteLimits {
     const where = owner == null ? '' : 'WHERE j.owner = ?';
     return this.#db
       .all<TotalsRow & { name: string | null }>(
-        `SELECT ${column} AS name, ${SUMS} FROM job_usage u JOIN jobs j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
+        `SELECT ${column} AS name, ${USAGE_SUMS} FROM job_usage u JOIN jobs j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
         ...(owner == null ? [] : [owner]),
       )
-      .map((r) => ({ name: r.name, ...totals(r) }));
+      .map((r) => ({ name: r.name, ...rowToTotals(r) }));
   }
 
   budgetChain(jobId: string): Array<{ jobId: string; budget: string }> {

@@ -7,18 +7,9 @@ import type { SQLInputValue } from 'node:sqlite';
 import { ConflictError } from '../../errors.ts';
 import { isFinished } from '../../job.ts';
 import { rowToSchedule, scheduleConflict, type ScheduleRow } from '../schedule-rows.ts';
-import type { FiringResult, InsertedJob, NewJob, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
+import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
+import type { SqliteAccess } from './access.ts';
 
-/** What the schedule SQL needs from the store. */
-export interface SqliteAccess {
-  all<T>(sql: string, ...params: SQLInputValue[]): T[];
-  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
-  run(sql: string, ...params: SQLInputValue[]): number;
-  tx<T>(fn: () => T): T;
-  now(): number;
-  /** Inserts one job (or returns the one with its key), inside the current transaction. */
-  insertJob(job: NewJob, now: number): InsertedJob;
-}
 
 const SELECT = `SELECT s.*, j.status AS last_job_status FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id`;
 

@@ -1,15 +1,8 @@
 /** Users and API tokens on SQLite. Tokens are kept as SHA-256 hashes only. */
-import type { SQLInputValue } from 'node:sqlite';
 import { ConflictError } from '../../errors.ts';
 import type { TokenRecord, UserRecord, UserRole } from '../store.ts';
+import type { SqliteAccess } from './access.ts';
 
-export interface SqliteUserAccess {
-  all<T>(sql: string, ...params: SQLInputValue[]): T[];
-  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined;
-  run(sql: string, ...params: SQLInputValue[]): number;
-  tx<T>(fn: () => T): T;
-  now(): number;
-}
 
 export const usersMigrationSql = `
 CREATE TABLE users (
@@ -40,9 +33,9 @@ const SELECT = `SELECT u.name, u.role, u.created_at,
 const toUser = (r: UserRow): UserRecord => ({ name: r.name, role: r.role, createdAt: Number(r.created_at), tokens: Number(r.tokens) });
 
 export class SqliteUsers {
-  readonly #db: SqliteUserAccess;
+  readonly #db: SqliteAccess;
 
-  constructor(db: SqliteUserAccess) {
+  constructor(db: SqliteAccess) {
     this.#db = db;
   }
 

@@ -1,0 +1,14 @@
+/** What the PostgreSQL store's parts (users, durable steps, limits) need of it. */
+import type pg from 'pg';
+
+export type Queryable = pg.Pool | pg.PoolClient;
+
+export interface PostgresAccess {
+  /** A table's name in agentq's schema, quoted. */
+  table(name: string): string;
+  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
+  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
+  /** Wakes listeners in every process when the transaction commits. */
+  notify(c: Queryable): Promise<void>;
+  now(): number;
+}
