@@ -216,6 +216,7 @@ export class WaitWatcher {
   #again = false;
   #soon: NodeJS.Timeout | undefined;
   #stopped = false;
+  #readTo = new Map<string, number>();
 
   constructor(queue: Queue, options: { pollMs?: number; onError?: (error: unknown) => void } = {}) {
     this.#queue = queue;
@@ -270,13 +271,22 @@ export class WaitWatcher {
       this.#stopChange = undefined;
     }
     const now = this.#queue.clock.now();
+    // Where each wait has read the bus up to: a tick reads only what came since.
+    const last = waits.length > 0 ? await this.#queue.events.lastId() : 0;
+    const readTo = new Map<string, number>();
     for (const w of waits) {
       if (this.#stopped) return;
       const cond = JSON.parse(w.waitFor) as WaitCondition;
       if (cond.kind === 'event') {
-        const [event] = (
-          await this.#queue.events.list({ pattern: cond.pattern, target: cond.target ?? undefined, owner: w.owner ?? undefined, after: cond.after, limit: 1000 })
-        ).filter((e) => matches(e, cond.match));
+        let from = Math.max(cond.after, this.#readTo.get(w.waitFor) ?? 0);
+        let event: AgentqEvent | undefined;
+        while (from < last && !event) {
+          const page = await this.#queue.events.list({ pattern: cond.pattern, target: cond.target ?? undefined, owner: w.owner ?? undefined, after: from, limit: 500 });
+          event = page.find((e) => matches(e, cond.match));
+          // A page that is not full has read every matching event up to `last`.
+          from = page.length === 500 ? page[page.length - 1].id : last;
+        }
+        readTo.set(w.waitFor, from);
         if (event) {
           await this.#queue.store.resumeWait(w.id, w.waitFor, { name: cond.key, value: JSON.stringify(event) });
           continue;
@@ -296,6 +306,7 @@ export class WaitWatcher {
         });
       }
     }
+    this.#readTo = readTo;
   }
 }
 
