@@ -123,6 +123,9 @@ const CAPS_CACHE_MS = 1000;
  * WAL is written in order, so any later durable commit makes these durable too.
  * Reference it (`EXISTS (SELECT 1 FROM async)`) so it runs.
  */
+/** The outcomes recorded alongside a claim, and the status each leaves its job in. */
+const QUICK_STATUS: Partial<Record<Outcome['kind'], JobStatus>> = { complete: 'completed', fail: 'failed', retry: 'pending' };
+
 const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))`;
 
 /** SQLSTATE classes and codes worth trying again: connection loss, server shutting down, deadlock, serialization. */
@@ -778,9 +781,12 @@ export class PostgresStore implements Store, ScheduleStore {
    * agents are capped can delay a claim but never break a cap.
    */
   #claimSql(typed: boolean): string {
-    return this.#text(
-      `claim:${typed}`,
-      () => `WITH ${ASYNC_COMMIT}, pick AS MATERIALIZED (
+    return this.#text(`claim:${typed}`, () => `WITH ${ASYNC_COMMIT}, ${this.#claimCtes(typed)} SELECT * FROM claimed`);
+  }
+
+  /** The claim's CTEs, `pick` and `claimed` (parameters $1–$7, $8 with types); needs `async`. */
+  #claimCtes(typed: boolean): string {
+    return `pick AS MATERIALIZED (
         SELECT c.id FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
         CROSS JOIN LATERAL (
           SELECT j.id, j.priority, j.run_at FROM ${this.#t.jobs} j
@@ -793,11 +799,45 @@ export class PostgresStore implements Store, ScheduleStore {
           SELECT 1 FROM ${this.#t.agents} g WHERE g.name = a.agent AND g.max_concurrency IS NOT NULL))
         ORDER BY c.priority DESC, c.run_at, c.id
         LIMIT $7
-      )
-      UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
-        heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
-      FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
-      RETURNING j.*`,
+      ),
+      claimed AS (
+        UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
+          heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
+        FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
+        RETURNING j.*
+      )`;
+  }
+
+  /**
+   * Completions, failures and retries of jobs nothing hangs on, and a claim,
+   * in one statement: the worker's steady state is one round trip and one
+   * commit per batch. Each row's kind is its new status (complete, fail and
+   * retry all leave `running`). Finished ids come back as rows with only
+   * `took` set.
+   */
+  #finishClaimSql(typed: boolean): string {
+    const b = typed ? 9 : 8;
+    return this.#text(
+      `finish-claim:${typed}`,
+      () => `WITH ${ASYNC_COMMIT},
+      fin AS (
+        UPDATE ${this.#t.jobs} j SET status = v.status,
+          result = CASE WHEN v.status = 'completed' THEN v.value ELSE j.result END,
+          error = CASE WHEN v.status = 'completed' THEN NULL ELSE v.value END,
+          progress = CASE WHEN v.status = 'completed' THEN 100 ELSE j.progress END,
+          finished_at = CASE WHEN v.status = 'pending' THEN j.finished_at ELSE $2 END,
+          run_at = CASE WHEN v.status = 'pending' THEN v.run_at ELSE j.run_at END,
+          worker_id = CASE WHEN v.status = 'pending' THEN NULL ELSE j.worker_id END,
+          lease_expires_at = NULL, updated_at = $2
+        FROM unnest($${b}::text[], $${b + 1}::text[], $${b + 2}::int[], $${b + 3}::text[], $${b + 4}::bigint[], $${b + 5}::text[])
+          AS v(id, worker_id, attempt, value, run_at, status)
+        WHERE j.id = v.id AND j.status IN (${fromStatesSql('complete')}) AND j.worker_id = v.worker_id
+          AND j.attempts = v.attempt AND NOT j.has_dependents AND j.parent_id IS NULL AND EXISTS (SELECT 1 FROM async)
+        RETURNING v.status || ':' || j.id AS took
+      ),
+      ${this.#claimCtes(typed)}
+      SELECT c.*, NULL::text AS took FROM claimed c
+      UNION ALL SELECT (NULL::${this.#t.jobs}).*, f.took FROM fin f`,
     );
   }
 
@@ -819,16 +859,22 @@ export class PostgresStore implements Store, ScheduleStore {
    */
   async claimJobs(p: ClaimParams): Promise<Job[]> {
     const { jobs, capsFull } = await this.#claimOnce(p);
-    if (jobs.length > 0 || capsFull || p.limit <= 0 || p.agents.length === 0) return jobs;
+    if (jobs.length > 0 || capsFull) return jobs;
+    return this.#lookAgain(p);
+  }
+
+  /** After a claim that found nothing: once more, a moment later, if due jobs exist. */
+  async #lookAgain(p: ClaimParams): Promise<Job[]> {
+    if (p.limit <= 0 || p.agents.length === 0) return [];
     const typed = p.types != null && p.types.length > 0;
     const [due] = await this.#one<{ due: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM ${this.#t.jobs} WHERE status = 'pending' AND agent = ANY($1::text[])
          AND run_at <= $2${typed ? ' AND type = ANY($3::text[])' : ''}) AS due`,
       typed ? [p.agents, this.now(), p.types] : [p.agents, this.now()],
     );
-    if (!due?.due) return jobs;
+    if (!due?.due) return [];
     await sleep(2);
-    if (this.#closed) return jobs;
+    if (this.#closed) return [];
     return (await this.#claimOnce(p)).jobs;
   }
 
@@ -997,16 +1043,98 @@ export class PostgresStore implements Store, ScheduleStore {
       const rows = await this.#one<{ id: string }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
       for (const r of rows) took.add(`${kind}:${r.id}`);
     }
+    const rest = outcomes.filter((o) => !took.has(`${o.kind}:${o.lease.id}`));
+    for (const key of await this.#finishLinked(rest)) took.add(key);
+    return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
+  }
+
+  /**
+   * The worker's steady state: the outcomes of jobs nothing hangs on and the
+   * next claim in one statement. Outcomes of linked jobs (and of other kinds)
+   * follow in their own transaction; a claim under caps goes its own way.
+   * Throws only when nothing was written; `error` reports a failure after.
+   */
+  async finishAndClaimJobs(
+    outcomes: readonly Outcome[],
+    p: ClaimParams,
+  ): Promise<{ took: boolean[]; jobs: Job[]; error?: unknown }> {
+    const quick = outcomes.filter((o) => o.kind in QUICK_STATUS);
+    const agents = [...new Set(p.agents)];
+    const capped = quick.length > 0 && p.limit > 0 ? await this.#cappedAgents() : new Set<string>();
+    if (quick.length === 0 || p.limit <= 0 || agents.length === 0 || agents.some((a) => capped.has(a))) {
+      const took = await this.finishJobs(outcomes);
+      try {
+        return { took, jobs: await this.claimJobs(p) };
+      } catch (error) {
+        return { took, jobs: [], error };
+      }
+    }
+    const typed = p.types != null && p.types.length > 0;
+    const now = this.now();
+    const values: unknown[] = [p.workerId, now, now + p.leaseMs, agents, agents.map(() => p.limit), agents.map(() => false), p.limit];
+    if (typed) values.push(p.types);
+    values.push(
+      quick.map((o) => o.lease.id),
+      quick.map((o) => o.lease.workerId),
+      quick.map((o) => o.lease.attempt),
+      quick.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null)),
+      quick.map((o) => (o.kind === 'retry' ? o.runAt : null)),
+      quick.map((o) => QUICK_STATUS[o.kind]),
+    );
+    const rows = await this.#one<JobRow & { took: string | null }>(this.#finishClaimSql(typed), values);
+    const took = new Set<string>();
+    const claimed: JobRow[] = [];
+    for (const r of rows) {
+      if (r.took != null) took.add(r.took);
+      else claimed.push(r);
+    }
+    const quickKey = (o: Outcome) => `${QUICK_STATUS[o.kind]}:${o.lease.id}`;
+    const rest = outcomes.filter((o) => !(o.kind in QUICK_STATUS) || !took.has(quickKey(o)));
+    let error: unknown;
+    const tookLater = new Set<string>();
+    try {
+      for (const key of await this.#finishLinked(rest)) tookLater.add(key);
+    } catch (e) {
+      error = e;
+    }
+    let jobs: Job[];
+    if (claimed.length > 0) {
+      this.#notifySoon();
+      claimed.sort(
+        (a, b) =>
+          Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || (a.id < b.id ? -1 : 1),
+      );
+      jobs = claimed.map((r) => rowToJob(r, now));
+    } else {
+      try {
+        jobs = await this.#lookAgain(p);
+      } catch (e) {
+        error ??= e;
+        jobs = [];
+      }
+    }
+    return {
+      took: outcomes.map((o) => (o.kind in QUICK_STATUS && took.has(quickKey(o))) || tookLater.has(`${o.kind}:${o.lease.id}`)),
+      jobs,
+      error,
+    };
+  }
+
+  /**
+   * The second step of recording outcomes: one transaction for those of jobs
+   * something hangs on, and what follows from them. Returns `kind:id` of
+   * those that took.
+   */
+  async #finishLinked(outcomes: readonly Outcome[]): Promise<string[]> {
     const kinds = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
-      if (took.has(`${o.kind}:${o.lease.id}`)) continue;
       const list = kinds.get(o.kind) ?? [];
       list.push(o);
       kinds.set(o.kind, list);
     }
     if (kinds.size === 0) {
       this.#notifySoon();
-      return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
+      return [];
     }
     const { woke, tookHere } = await this.#tx(async (c) => {
       const now = this.now();
@@ -1050,9 +1178,8 @@ export class PostgresStore implements Store, ScheduleStore {
       if (wake) await this.#notify(c);
       return { woke: wake, tookHere };
     });
-    for (const key of tookHere) took.add(key);
     if (!woke) this.#notifySoon();
-    return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
+    return tookHere;
   }
 
   /** Dependents whose last dependency just completed become pending. Returns whether any did. */

@@ -1,0 +1,136 @@
+/**
+ * Outcomes written together with the next claim (`finishAndClaimJobs`), the
+ * worker's steady state on both engines: every kind of outcome, jobs that
+ * others depend on, stale leases, caps, and a claim with no room.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Job } from '../src/index.ts';
+import type { Lease, Outcome, Store } from '../src/store/store.ts';
+import { forEachEngine, freshQueue } from './helpers/engines.ts';
+import { waitFor } from './helpers/wait.ts';
+
+const lease = (job: Job, workerId = 'w1'): Lease => ({ id: job.id, workerId, attempt: job.attempts });
+
+async function claimAll(store: Store, agent: string, limit: number, workerId = 'w1'): Promise<Job[]> {
+  return store.claimJobs({ workerId, agents: [agent], limit, leaseMs: 30_000 });
+}
+
+forEachEngine((engine) => {
+  describe(`outcomes written with the next claim [${engine.name}]`, () => {
+    it('records completions, failures and retries, unblocks dependents, and claims in one call', async () => {
+      const { queue } = await freshQueue(engine);
+      const store = queue.store;
+      assert.ok(store.finishAndClaimJobs, 'the engine writes outcomes with its claims');
+      const [a, b, d] = await queue.submitGraph([
+        { ref: 'a', agent: 'x', payload: 'a' },
+        { ref: 'b', agent: 'x', payload: 'b' },
+        { ref: 'd', agent: 'x', payload: 'd', dependsOn: ['b'] },
+      ]);
+      const e = await queue.submit({ agent: 'x', payload: 'e' });
+      const f = await queue.submit({ agent: 'x', payload: 'f', maxAttempts: 3 });
+      const g = await queue.submit({ agent: 'x', payload: 'g' });
+      const running = await claimAll(store, 'x', 10);
+      assert.deepEqual(new Set(running.map((j) => j.id)), new Set([a.id, b.id, e.id, f.id, g.id]));
+      const byId = new Map(running.map((j) => [j.id, j]));
+      // The next work, ahead of anything the outcomes make due.
+      const next = await queue.submitMany([
+        { agent: 'x', payload: 'n1', priority: 10 },
+        { agent: 'x', payload: 'n2', priority: 10 },
+      ]);
+      const later = store.now() + 60_000;
+      const outcomes: Outcome[] = [
+        { kind: 'complete', lease: lease(byId.get(a.id)!), result: '"A"' },
+        { kind: 'complete', lease: lease(byId.get(b.id)!), result: '"B"' },
+        { kind: 'fail', lease: lease(byId.get(e.id)!), error: '{"message":"E"}' },
+        { kind: 'retry', lease: lease(byId.get(f.id)!), error: '{"message":"F"}', runAt: later },
+        // A lease this worker no longer holds: nothing is written for it.
+        { kind: 'complete', lease: { ...lease(byId.get(g.id)!), attempt: 99 }, result: '"G"' },
+      ];
+      const done = await store.finishAndClaimJobs!(outcomes, { workerId: 'w1', agents: ['x'], limit: 2, leaseMs: 30_000 });
+      assert.deepEqual(done.took, [true, true, true, true, false]);
+      assert.equal(done.error, undefined);
+      assert.deepEqual(
+        done.jobs.map((j) => j.id),
+        next.map((j) => j.id),
+        'the claim takes the highest priority first',
+      );
+      assert.ok(done.jobs.every((j) => j.status === 'running' && j.workerId === 'w1' && j.attempts === 1));
+
+      const now = await Promise.all([a, b, d, e, f, g].map((j) => store.getJob(j.id)));
+      assert.deepEqual(
+        now.map((j) => j?.status),
+        ['completed', 'completed', 'pending', 'failed', 'pending', 'running'],
+      );
+      assert.deepEqual(now[0]!.result, 'A');
+      assert.equal(now[0]!.progress, 100);
+      assert.ok(now[0]!.finishedAt != null);
+      assert.deepEqual(now[3]!.error, { message: 'E' });
+      assert.ok(now[3]!.finishedAt != null);
+      assert.equal(now[4]!.runAt, new Date(later).toISOString(), 'a retry waits for its backoff');
+      assert.equal(now[4]!.workerId, null);
+      assert.equal(now[4]!.finishedAt, null);
+      assert.deepEqual(now[4]!.error, { message: 'F' });
+      assert.equal(now[5]!.workerId, 'w1', 'the job of the stale lease is left as it was');
+
+      // Every change is an event, once.
+      const expected = [
+        `job.completed ${a.id}`,
+        `job.completed ${b.id}`,
+        `job.unblocked ${d.id}`,
+        `job.failed ${e.id}`,
+        `job.retrying ${f.id}`,
+        `job.started ${next[0].id}`,
+        `job.started ${next[1].id}`,
+      ].sort();
+      const ids = new Set([a.id, b.id, d.id, e.id, f.id, g.id, ...next.map((j) => j.id)]);
+      const seen = async () => {
+        const events = await store.listEvents({ after: 0, limit: 1000 });
+        return events
+          .filter((ev) => ev.type !== 'job.created' && ev.jobId != null && ids.has(ev.jobId))
+          .filter((ev) => !(ev.type === 'job.started' && running.some((j) => j.id === ev.jobId)))
+          .map((ev) => `${ev.type} ${ev.jobId}`)
+          .sort();
+      };
+      await waitFor(async () => (await seen()).length >= expected.length);
+      assert.deepEqual(await seen(), expected);
+    });
+
+    it('records outcomes when there is no room to claim, and claims under a cap', async () => {
+      const { queue } = await freshQueue(engine);
+      const store = queue.store;
+      const jobs = await queue.submitMany([1, 2, 3, 4].map((i) => ({ agent: 'y', payload: i })));
+      const running = await claimAll(store, 'y', 2);
+      assert.equal(running.length, 2);
+      const none = await store.finishAndClaimJobs!(
+        [{ kind: 'complete', lease: lease(running[0]), result: 'null' }],
+        { workerId: 'w1', agents: ['y'], limit: 0, leaseMs: 30_000 },
+      );
+      assert.deepEqual(none, { took: [true], jobs: [] });
+      assert.equal((await store.getJob(running[0].id))?.status, 'completed');
+
+      // One may run at a time: the finished one frees the place for exactly one more.
+      await store.setAgentConcurrency('y', 2);
+      const capped = await store.finishAndClaimJobs!(
+        [{ kind: 'complete', lease: lease(running[1]), result: 'null' }],
+        { workerId: 'w1', agents: ['y'], limit: 5, leaseMs: 30_000 },
+      );
+      assert.deepEqual(capped.took, [true]);
+      assert.equal(capped.jobs.length, 2, 'up to the cap of 2 running');
+      await store.setAgentConcurrency('y', null);
+      const rest = jobs.filter((j) => !running.some((r) => r.id === j.id)).map((j) => j.id);
+      assert.deepEqual(new Set(capped.jobs.map((j) => j.id)), new Set(rest));
+      const over = await store.finishAndClaimJobs!(
+        [{ kind: 'release', lease: lease(capped.jobs[0]) }],
+        { workerId: 'w1', agents: ['y'], limit: 5, leaseMs: 30_000 },
+      );
+      assert.deepEqual(over.took, [true], 'a release is written too');
+      assert.deepEqual(
+        over.jobs.map((j) => j.id),
+        [capped.jobs[0].id],
+        'the job handed back unspent is claimed again',
+      );
+      assert.equal(over.jobs[0].attempts, 1, 'its attempt was given back');
+    });
+  });
+});
