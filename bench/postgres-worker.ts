@@ -3,7 +3,8 @@
  * AGENTQ_BENCH_WORKER (JSON): `{url, agent, concurrency, mode}`. It tells its
  * parent over IPC how many jobs it finished (`{done}`, every 250 and when
  * idle), and in `latency` mode, per job, the time from its submit (payload.t,
- * ms on the shared wall clock) to the handler's start (`{lat}`).
+ * ms on the shared wall clock) to the handler's start (`{lat}`). It says
+ * `ready` once connected and starts its worker on `go`.
  */
 import { openQueue, Worker } from '../src/index.ts';
 
@@ -41,8 +42,9 @@ worker.on('job:complete', () => {
 });
 worker.on('error', (error) => console.error('bench worker error', error));
 setInterval(report, 20).unref();
-await worker.start();
 process.on('message', async (msg) => {
+  // Loaded and connected: the parent starts every worker at once, and its clock with them.
+  if (msg === 'go') await worker.start();
   if (msg === 'stop') {
     await worker.stop();
     await queue.close();

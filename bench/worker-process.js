@@ -5,7 +5,8 @@
  * AGENTQ_BENCH_WORKER (JSON): `{db, agent, concurrency, mode}`; mode `noop`
  * returns at once, `latency` also reports, per job, the time from its submit
  * (payload.t, in ms on the shared wall clock) to the handler's start, on
- * stdout as `lat <ms> ...`.
+ * stdout as `lat <ms> ...`. It says `ready` once connected and starts its
+ * worker on `go`.
  */
 import { openQueue, Worker } from '../dist/index.js';
 
@@ -27,8 +28,9 @@ const worker = new Worker(queue, {
   concurrency: config.concurrency,
   pollIntervalMs: 1000,
 });
-await worker.start();
 process.on('message', async (msg) => {
+  // Loaded and connected: the parent starts every worker at once, and its clock with them.
+  if (msg === 'go') await worker.start();
   if (msg === 'flush') {
     process.stdout.write(`lat ${samples.splice(0).join(' ')}\n`);
   } else if (msg === 'rss') {

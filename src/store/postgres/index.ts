@@ -214,7 +214,7 @@ export class PostgresStore implements Store, ScheduleStore {
   readonly #host: () => number;
   readonly #retryForMs: number;
   /** Quoted, schema-qualified table names. */
-  readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; migrations: string };
+  readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; events: string; eventPayload: string; migrations: string };
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
   #listener: ChangeListener | undefined;
@@ -260,6 +260,8 @@ export class PostgresStore implements Store, ScheduleStore {
       logs: `${s}.job_logs`,
       workers: `${s}.workers`,
       agents: `${s}.agents`,
+      events: `${s}.events`,
+      eventPayload: `${s}.job_event_payload`,
       migrations: `${s}.agentq_migrations`,
     };
     this.#channel = `agentq.${this.schema}`;
@@ -781,10 +783,10 @@ export class PostgresStore implements Store, ScheduleStore {
    * agents are capped can delay a claim but never break a cap.
    */
   #claimSql(typed: boolean): string {
-    return this.#text(`claim:${typed}`, () => `WITH ${ASYNC_COMMIT}, ${this.#claimCtes(typed)} SELECT * FROM claimed`);
+    return this.#text(`claim:${typed}`, () => `WITH ${ASYNC_COMMIT}, ${this.#claimCtes(typed)} SELECT (c.job).* FROM claimed c`);
   }
 
-  /** The claim's CTEs, `pick` and `claimed` (parameters $1–$7, $8 with types); needs `async`. */
+  /** The claim's CTEs, `pick` and `claimed` (whole rows as `job`; parameters $1–$7, $8 with types); needs `async`. */
   #claimCtes(typed: boolean): string {
     return `pick AS MATERIALIZED (
         SELECT c.id FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
@@ -804,7 +806,7 @@ export class PostgresStore implements Store, ScheduleStore {
         UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
           heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
         FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
-        RETURNING j.*
+        RETURNING j AS job
       )`;
   }
 
@@ -813,13 +815,15 @@ export class PostgresStore implements Store, ScheduleStore {
    * in one statement: the worker's steady state is one round trip and one
    * commit per batch. Each row's kind is its new status (complete, fail and
    * retry all leave `running`). Finished ids come back as rows with only
-   * `took` set.
+   * `took` set. The statement writes its own events (the rows it changed are
+   * at hand) and tells the jobs trigger so (`agentq.events_written`).
    */
   #finishClaimSql(typed: boolean): string {
     const b = typed ? 9 : 8;
     return this.#text(
       `finish-claim:${typed}`,
-      () => `WITH ${ASYNC_COMMIT},
+      () => `WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true),
+        set_config('agentq.events_written', 'on', true)),
       fin AS (
         UPDATE ${this.#t.jobs} j SET status = v.status,
           result = CASE WHEN v.status = 'completed' THEN v.value ELSE j.result END,
@@ -833,10 +837,20 @@ export class PostgresStore implements Store, ScheduleStore {
           AS v(id, worker_id, attempt, value, run_at, status)
         WHERE j.id = v.id AND j.status IN (${fromStatesSql('complete')}) AND j.worker_id = v.worker_id
           AND j.attempts = v.attempt AND NOT j.has_dependents AND j.parent_id IS NULL AND EXISTS (SELECT 1 FROM async)
-        RETURNING v.status || ':' || j.id AS took
+        RETURNING v.status || ':' || j.id AS took, j AS job
       ),
-      ${this.#claimCtes(typed)}
-      SELECT c.*, NULL::text AS took FROM claimed c
+      ${this.#claimCtes(typed)},
+      events AS (
+        INSERT INTO ${this.#t.events} (type, source, target, job_id, owner, payload, created_at)
+        SELECT e.type, 'agentq', (e.job).agent, (e.job).id, (e.job).owner, ${this.#t.eventPayload}(e.job), (e.job).updated_at
+        FROM (
+          SELECT CASE (f.job).status WHEN 'completed' THEN 'job.completed' WHEN 'failed' THEN 'job.failed'
+            ELSE 'job.retrying' END AS type, f.job
+          FROM fin f
+          UNION ALL SELECT 'job.started', c.job FROM claimed c
+        ) e
+      )
+      SELECT (c.job).*, NULL::text AS took FROM claimed c
       UNION ALL SELECT (NULL::${this.#t.jobs}).*, f.took FROM fin f`,
     );
   }
