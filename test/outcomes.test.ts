@@ -9,6 +9,7 @@ import type { Job } from '../src/index.ts';
 import type { Lease, Outcome, Store } from '../src/store/store.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
 import { waitFor } from './helpers/wait.ts';
+import { finished, startWorker } from './helpers/workers.ts';
 
 const lease = (job: Job, workerId = 'w1'): Lease => ({ id: job.id, workerId, attempt: job.attempts });
 
@@ -94,6 +95,43 @@ forEachEngine((engine) => {
       };
       await waitFor(async () => (await seen()).length >= expected.length);
       assert.deepEqual(await seen(), expected);
+    });
+
+    it('claims only the types asked for, with the outcomes of the last batch', async () => {
+      const { queue } = await freshQueue(engine);
+      const store = queue.store;
+      const [first] = await queue.submitMany([{ agent: 't', type: 'small' }]);
+      const [claimedFirst] = await store.claimJobs({ workerId: 'w1', agents: ['t'], types: ['small'], limit: 1, leaseMs: 30_000 });
+      assert.equal(claimedFirst.id, first.id);
+      const big = await queue.submit({ agent: 't', type: 'big', priority: 5 });
+      const small = await queue.submit({ agent: 't', type: 'small' });
+      const done = await store.finishAndClaimJobs!(
+        [{ kind: 'complete', lease: lease(claimedFirst), result: '1' }],
+        { workerId: 'w1', agents: ['t'], types: ['small'], limit: 5, leaseMs: 30_000 },
+      );
+      assert.deepEqual(done.took, [true]);
+      assert.deepEqual(
+        done.jobs.map((j) => j.id),
+        [small.id],
+        'the higher-priority job of another type is left for its own workers',
+      );
+      assert.equal((await store.getJob(big.id))?.status, 'pending');
+
+      // Workers of one type each, many jobs: each runs only its own.
+      const ran = new Map<string, string[]>();
+      const handler = (who: string) => (job: Job) => void ran.set(who, [...(ran.get(who) ?? []), job.type]);
+      const smallWorker = await startWorker(queue, { t: handler('small') }, { types: ['small'], concurrency: 4 });
+      const bigWorker = await startWorker(queue, { t: handler('big') }, { types: ['big'], concurrency: 4 });
+      const more = await queue.submitMany(
+        Array.from({ length: 40 }, (_, i) => ({ agent: 't', type: i % 2 === 0 ? 'small' : 'big' })),
+      );
+      await store.finishJobs([{ kind: 'complete', lease: lease(done.jobs[0]), result: '2' }]);
+      for (const job of [big, ...more]) assert.equal((await finished(queue, job.id)).status, 'completed');
+      assert.deepEqual(new Set(ran.get('small')), new Set(['small']));
+      assert.deepEqual(new Set(ran.get('big')), new Set(['big']));
+      assert.equal((ran.get('small')?.length ?? 0) + (ran.get('big')?.length ?? 0), 41, 'each job ran once');
+      await smallWorker.stop();
+      await bigWorker.stop();
     });
 
     it('records outcomes when there is no room to claim, and claims under a cap', async () => {
