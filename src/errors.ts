@@ -86,6 +86,18 @@ export class ConflictError extends AgentqError {
   }
 }
 
+/** The database's schema is older than this agentq: migrations are to be applied first. */
+export class SchemaBehindError extends AgentqError {
+  constructor(current: number, latest: number) {
+    super(
+      'schema_behind',
+      503,
+      `the database's agentq schema is at version ${current}, this agentq needs ${latest}: run \`agentq migrate\` (or open the queue with migrations on)`,
+      { current, latest },
+    );
+  }
+}
+
 /**
  * Thrown by a handler to fail its job at once, without further attempts
  * (a bad request that no retry can mend).

@@ -48,6 +48,7 @@ export {
   NotFoundError,
   AmbiguousIdError,
   ConflictError,
+  SchemaBehindError,
   WaitTimeoutError,
   NonRetryableError,
   JobTimeoutError,

@@ -7,7 +7,7 @@ import { monotonicFactory } from 'ulidx';
 import type { Pool } from 'pg';
 import { systemClock, type Clock } from './clock.ts';
 import { openStore } from './connect.ts';
-import { AmbiguousIdError, ConflictError, NotFoundError, ValidationError, WaitTimeoutError } from './errors.ts';
+import { AmbiguousIdError, ConflictError, NotFoundError, SchemaBehindError, ValidationError, WaitTimeoutError } from './errors.ts';
 import {
   DEFAULT_BACKOFF,
   FINISHED_STATUSES,
@@ -160,6 +160,14 @@ export class Queue {
   static async open(url?: string, options: QueueOptions = {}): Promise<Queue> {
     const store = await openStore(url, { clock: options.clock, pool: options.pool, schema: options.schema });
     if (options.migrate !== false) await store.migrate();
+    else {
+      // Not migrating here: refuse a schema this code would misread, and say what to do.
+      const { current, latest } = await store.schemaVersion();
+      if (current < latest) {
+        await store.close();
+        throw new SchemaBehindError(current, latest);
+      }
+    }
     return new Queue(store, options);
   }
 

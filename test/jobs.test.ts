@@ -8,6 +8,7 @@ import {
   NotFoundError,
   Queue,
   PayloadTooLargeError,
+  SchemaBehindError,
   ValidationError,
   WaitTimeoutError,
   type Job,
@@ -29,6 +30,24 @@ forEachEngine((engine) => {
       assert.equal(job.durationMs, null);
       assert.match(job.id, /^[0-9A-Z]{26}$/);
       assert.deepEqual(await queue.get(job.id), job);
+    });
+
+    it('opened without migrating, refuses a database whose schema is behind and says to migrate', async () => {
+      const url = await engine.freshUrl();
+      await assert.rejects(Queue.open(url, { migrate: false }), (error: unknown) => {
+        assert.ok(error instanceof SchemaBehindError);
+        assert.equal(error.code, 'schema_behind');
+        assert.equal((error.details as { current: number }).current, 0);
+        assert.match(error.message, /agentq migrate/);
+        return true;
+      });
+      const migrated = await Queue.open(url);
+      const { current, latest } = await migrated.store.schemaVersion();
+      assert.equal(current, latest);
+      await migrated.close();
+      const queue = await Queue.open(url, { migrate: false });
+      assert.equal((await queue.submit({ agent: 'a' })).status, 'pending', 'a current schema opens');
+      await queue.close();
     });
 
     it('submits a batch in one transaction, all or nothing', async () => {

@@ -395,6 +395,8 @@ export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStor
 
   /** Applies pending migrations; returns the schema version. Safe to run from many processes at once. */
   migrate(): Promise<number>;
+  /** The schema version the database is at, and the one this code needs. */
+  schemaVersion(): Promise<{ current: number; latest: number }>;
   close(): Promise<void>;
   /** The store's clock reading, in ms since the epoch (the database's clock where it has one). */
   now(): number;

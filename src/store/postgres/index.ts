@@ -442,6 +442,11 @@ export class PostgresStore implements Store, ScheduleStore {
     return Number(m.rows[0].v ?? 0);
   }
 
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    await this.connect();
+    return { current: await this.#retrying(() => this.#version(this.#pool)), latest: migrations.at(-1)!.version };
+  }
+
   /**
    * Applies pending migrations under an advisory lock named after the schema:
    * however many processes start at once, one migrates and the others wait,

@@ -282,6 +282,12 @@ export class SqliteStore implements Store {
     return this.migrateSync();
   }
 
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    const table = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agentq_migrations'`).get();
+    const row = table ? (this.#db.prepare('SELECT max(version) AS v FROM agentq_migrations').get() as { v: number | null }) : null;
+    return { current: row?.v ?? 0, latest: migrations.at(-1)!.version };
+  }
+
   migrateSync(): number {
     this.#db.exec(`CREATE TABLE IF NOT EXISTS agentq_migrations (
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
