@@ -159,14 +159,16 @@ export class Queue {
   /** Opens (and migrates) the database a connection string names. */
   static async open(url?: string, options: QueueOptions = {}): Promise<Queue> {
     const store = await openStore(url, { clock: options.clock, pool: options.pool, schema: options.schema });
-    if (options.migrate !== false) await store.migrate();
-    else {
-      // Not migrating here: refuse a schema this code would misread, and say what to do.
-      const { current, latest } = await store.schemaVersion();
-      if (current < latest) {
-        await store.close();
-        throw new SchemaBehindError(current, latest);
+    try {
+      if (options.migrate !== false) await store.migrate();
+      else {
+        // Not migrating here: refuse a schema this code would misread, and say what to do.
+        const { current, latest } = await store.schemaVersion();
+        if (current < latest) throw new SchemaBehindError(current, latest);
       }
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
     }
     return new Queue(store, options);
   }

@@ -414,8 +414,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
         );
         batch.forEach((b, i) => b.resolve(done.took[i]));
         jobs = done.jobs;
-        // Written in part: what did not take is reported as dropped, the failure as an error.
-        if (done.error) this.#emit('error', done.error);
       } else {
         jobs = await store.claimJobs(params);
       }

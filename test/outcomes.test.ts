@@ -1,28 +1,36 @@
 /**
- * Outcomes written together with the next claim (`finishAndClaimJobs`), the
- * worker's steady state on both engines: every kind of outcome, jobs that
- * others depend on, stale leases, caps, and a claim with no room.
+ * A worker's steady state on both engines: the outcomes of its last batch and
+ * the claim of the next, in one call where the engine offers it
+ * (`finishAndClaimJobs`, SQLite) or as the worker does otherwise, outcomes
+ * then claim: every kind of outcome, jobs that others depend on, stale
+ * leases, caps, types, and a claim with no room.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Job } from '../src/index.ts';
-import type { Lease, Outcome, Store } from '../src/store/store.ts';
+import type { ClaimParams, Lease, Outcome, Store } from '../src/store/store.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
 import { waitFor } from './helpers/wait.ts';
 import { finished, startWorker } from './helpers/workers.ts';
 
 const lease = (job: Job, workerId = 'w1'): Lease => ({ id: job.id, workerId, attempt: job.attempts });
 
+/** What the worker does after a batch, on this engine. */
+async function finishAndClaim(store: Store, outcomes: Outcome[], params: ClaimParams): Promise<{ took: boolean[]; jobs: Job[] }> {
+  if (store.finishAndClaimJobs) return store.finishAndClaimJobs(outcomes, params);
+  const took = await store.finishJobs(outcomes);
+  return { took, jobs: await store.claimJobs(params) };
+}
+
 async function claimAll(store: Store, agent: string, limit: number, workerId = 'w1'): Promise<Job[]> {
   return store.claimJobs({ workerId, agents: [agent], limit, leaseMs: 30_000 });
 }
 
 forEachEngine((engine) => {
-  describe(`outcomes written with the next claim [${engine.name}]`, () => {
+  describe(`outcomes and the next claim [${engine.name}]`, () => {
     it('records completions, failures and retries, unblocks dependents, and claims in one call', async () => {
       const { queue } = await freshQueue(engine);
       const store = queue.store;
-      assert.ok(store.finishAndClaimJobs, 'the engine writes outcomes with its claims');
       const [a, b, d] = await queue.submitGraph([
         { ref: 'a', agent: 'x', payload: 'a' },
         { ref: 'b', agent: 'x', payload: 'b' },
@@ -48,9 +56,8 @@ forEachEngine((engine) => {
         // A lease this worker no longer holds: nothing is written for it.
         { kind: 'complete', lease: { ...lease(byId.get(g.id)!), attempt: 99 }, result: '"G"' },
       ];
-      const done = await store.finishAndClaimJobs!(outcomes, { workerId: 'w1', agents: ['x'], limit: 2, leaseMs: 30_000 });
+      const done = await finishAndClaim(store, outcomes, { workerId: 'w1', agents: ['x'], limit: 2, leaseMs: 30_000 });
       assert.deepEqual(done.took, [true, true, true, true, false]);
-      assert.equal(done.error, undefined);
       assert.deepEqual(
         done.jobs.map((j) => j.id),
         next.map((j) => j.id),
@@ -105,7 +112,8 @@ forEachEngine((engine) => {
       assert.equal(claimedFirst.id, first.id);
       const big = await queue.submit({ agent: 't', type: 'big', priority: 5 });
       const small = await queue.submit({ agent: 't', type: 'small' });
-      const done = await store.finishAndClaimJobs!(
+      const done = await finishAndClaim(
+        store,
         [{ kind: 'complete', lease: lease(claimedFirst), result: '1' }],
         { workerId: 'w1', agents: ['t'], types: ['small'], limit: 5, leaseMs: 30_000 },
       );
@@ -134,13 +142,41 @@ forEachEngine((engine) => {
       await bigWorker.stop();
     });
 
+    it('takes only the current attempt when a stale one of the same job reports in the same batch', async () => {
+      const { queue } = await freshQueue(engine);
+      const store = queue.store;
+      const job = await queue.submit({ agent: 's', maxAttempts: 3 });
+      const [first] = await claimAll(store, 's', 1);
+      // The first attempt is given up on and the job runs again, here as a retry due at once.
+      assert.deepEqual(await store.finishJobs([{ kind: 'retry', lease: lease(first), error: '{"message":"x"}', runAt: store.now() }]), [true]);
+      const [second] = await waitFor(async () => {
+        const jobs = await claimAll(store, 's', 1);
+        return jobs.length > 0 ? jobs : null;
+      });
+      assert.equal(second.attempts, 2);
+      const done = await finishAndClaim(
+        store,
+        [
+          { kind: 'complete', lease: lease(first), result: '"stale"' },
+          { kind: 'complete', lease: lease(second), result: '"current"' },
+        ],
+        { workerId: 'w1', agents: ['s'], limit: 1, leaseMs: 30_000 },
+      );
+      assert.deepEqual(done.took, [false, true]);
+      const now = await store.getJob(job.id);
+      assert.equal(now?.status, 'completed');
+      assert.equal(now?.result, 'current');
+      assert.deepEqual(await store.finishJobs([{ kind: 'complete', lease: lease(second), result: '"again"' }]), [false]);
+    });
+
     it('records outcomes when there is no room to claim, and claims under a cap', async () => {
       const { queue } = await freshQueue(engine);
       const store = queue.store;
       const jobs = await queue.submitMany([1, 2, 3, 4].map((i) => ({ agent: 'y', payload: i })));
       const running = await claimAll(store, 'y', 2);
       assert.equal(running.length, 2);
-      const none = await store.finishAndClaimJobs!(
+      const none = await finishAndClaim(
+        store,
         [{ kind: 'complete', lease: lease(running[0]), result: 'null' }],
         { workerId: 'w1', agents: ['y'], limit: 0, leaseMs: 30_000 },
       );
@@ -149,7 +185,8 @@ forEachEngine((engine) => {
 
       // One may run at a time: the finished one frees the place for exactly one more.
       await store.setAgentConcurrency('y', 2);
-      const capped = await store.finishAndClaimJobs!(
+      const capped = await finishAndClaim(
+        store,
         [{ kind: 'complete', lease: lease(running[1]), result: 'null' }],
         { workerId: 'w1', agents: ['y'], limit: 5, leaseMs: 30_000 },
       );
@@ -158,7 +195,8 @@ forEachEngine((engine) => {
       await store.setAgentConcurrency('y', null);
       const rest = jobs.filter((j) => !running.some((r) => r.id === j.id)).map((j) => j.id);
       assert.deepEqual(new Set(capped.jobs.map((j) => j.id)), new Set(rest));
-      const over = await store.finishAndClaimJobs!(
+      const over = await finishAndClaim(
+        store,
         [{ kind: 'release', lease: lease(capped.jobs[0]) }],
         { workerId: 'w1', agents: ['y'], limit: 5, leaseMs: 30_000 },
       );

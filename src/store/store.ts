@@ -422,16 +422,13 @@ export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStor
   /** Records attempt outcomes, each only if its lease is still held. Returns, per outcome, whether it took. */
   finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]>;
   /**
-   * Optional: `finishJobs(outcomes)` then `claimJobs(params)` together, for
-   * engines where a round trip or a commit is the cost. The SQLite engine
-   * does both in one transaction (the claim sees the finished jobs gone from
-   * the caps). Throws only when nothing was written; `error` reports a
-   * failure after part of it was (what did not take is false in `took`).
+   * Optional: `finishJobs(outcomes)` then `claimJobs(params)` in one transaction
+   * (the claim sees the finished jobs gone from the caps), for engines where a
+   * commit is the cost. All of it or none of it. (A server engine does better
+   * without it: the claim and the durable write of the outcomes then run at
+   * once, on two connections, and the claim need not wait for the write.)
    */
-  finishAndClaimJobs?(
-    outcomes: readonly Outcome[],
-    params: ClaimParams,
-  ): Promise<{ took: boolean[]; jobs: Job[]; error?: unknown }>;
+  finishAndClaimJobs?(outcomes: readonly Outcome[], params: ClaimParams): Promise<{ took: boolean[]; jobs: Job[] }>;
   setProgress(lease: Lease, progress: number, message: string | null): Promise<boolean>;
   /** The current status, worker and attempt of each of these jobs that exists. */
   jobStates(ids: readonly string[]): Promise<JobState[]>;

@@ -1,8 +1,8 @@
 /**
  * Events on PostgreSQL.
  *
- * Job events are written by triggers on the jobs table (but see
- * ownEventsMigrationSql), statement-level with transition tables: whatever statement changes jobs — a batched claim, a
+ * Job events are written by triggers on the jobs table, statement-level with
+ * transition tables: whatever statement changes jobs — a batched claim, a
  * cascade of cancels — the events for every changed row are written by one
  * INSERT in the same transaction. The event type follows from the row's old
  * and new status, the same rules the SQLite engine applies where it changes
@@ -86,23 +86,6 @@ CREATE TRIGGER jobs_inserted_events AFTER INSERT ON ${s}.jobs
   REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_inserted_events();
 CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
   REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_updated_events();
-`;
-}
-
-/**
- * A statement that changes jobs and writes their events itself (the worker's
- * outcomes-and-claim statement, where the changed rows are at hand) sets
- * `agentq.events_written` for its transaction; the update trigger then stands
- * aside. A statement trigger's WHEN is read when the statement ends, after
- * the setting was made.
- */
-export function ownEventsMigrationSql(s: string): string {
-  return `
-DROP TRIGGER jobs_updated_events ON ${s}.jobs;
-CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
-  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT
-  WHEN (current_setting('agentq.events_written', true) IS DISTINCT FROM 'on')
-  EXECUTE FUNCTION ${s}.jobs_updated_events();
 `;
 }
 

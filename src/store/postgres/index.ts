@@ -123,10 +123,15 @@ const CAPS_CACHE_MS = 1000;
  * WAL is written in order, so any later durable commit makes these durable too.
  * Reference it (`EXISTS (SELECT 1 FROM async)`) so it runs.
  */
-/** The outcomes recorded alongside a claim, and the status each leaves its job in. */
-const QUICK_STATUS: Partial<Record<Outcome['kind'], JobStatus>> = { complete: 'completed', fail: 'failed', retry: 'pending' };
-
 const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))`;
+
+/**
+ * How an outcome is matched to the row it wrote: one attempt of one job (a
+ * stale attempt of the same job in the same batch must not count as written).
+ */
+function outcomeKey(o: Outcome): string {
+  return `${o.kind}:${o.lease.id}:${o.lease.attempt}`;
+}
 
 /** SQLSTATE classes and codes worth trying again: connection loss, server shutting down, deadlock, serialization. */
 const TRANSIENT_CODES = new Set(['57P01', '57P02', '57P03', '40P01', '40001', '53300']);
@@ -214,7 +219,7 @@ export class PostgresStore implements Store, ScheduleStore {
   readonly #host: () => number;
   readonly #retryForMs: number;
   /** Quoted, schema-qualified table names. */
-  readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; events: string; eventPayload: string; migrations: string };
+  readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; migrations: string };
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
   #listener: ChangeListener | undefined;
@@ -260,8 +265,6 @@ export class PostgresStore implements Store, ScheduleStore {
       logs: `${s}.job_logs`,
       workers: `${s}.workers`,
       agents: `${s}.agents`,
-      events: `${s}.events`,
-      eventPayload: `${s}.job_event_payload`,
       migrations: `${s}.agentq_migrations`,
     };
     this.#channel = `agentq.${this.schema}`;
@@ -788,12 +791,9 @@ export class PostgresStore implements Store, ScheduleStore {
    * agents are capped can delay a claim but never break a cap.
    */
   #claimSql(typed: boolean): string {
-    return this.#text(`claim:${typed}`, () => `WITH ${ASYNC_COMMIT}, ${this.#claimCtes(typed)} SELECT (c.job).* FROM claimed c`);
-  }
-
-  /** The claim's CTEs, `pick` and `claimed` (whole rows as `job`; parameters $1–$7, $8 with types); needs `async`. */
-  #claimCtes(typed: boolean): string {
-    return `pick AS MATERIALIZED (
+    return this.#text(
+      `claim:${typed}`,
+      () => `WITH ${ASYNC_COMMIT}, pick AS MATERIALIZED (
         SELECT c.id FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
         CROSS JOIN LATERAL (
           SELECT j.id, j.priority, j.run_at FROM ${this.#t.jobs} j
@@ -806,57 +806,11 @@ export class PostgresStore implements Store, ScheduleStore {
           SELECT 1 FROM ${this.#t.agents} g WHERE g.name = a.agent AND g.max_concurrency IS NOT NULL))
         ORDER BY c.priority DESC, c.run_at, c.id
         LIMIT $7
-      ),
-      claimed AS (
-        UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
-          heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
-        FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
-        RETURNING j AS job
-      )`;
-  }
-
-  /**
-   * Completions, failures and retries of jobs nothing hangs on, and a claim,
-   * in one statement: the worker's steady state is one round trip and one
-   * commit per batch. Each row's kind is its new status (complete, fail and
-   * retry all leave `running`). Finished ids come back as rows with only
-   * `took` set. The statement writes its own events (the rows it changed are
-   * at hand) and tells the jobs trigger so (`agentq.events_written`).
-   */
-  #finishClaimSql(typed: boolean): string {
-    const b = typed ? 9 : 8;
-    return this.#text(
-      `finish-claim:${typed}`,
-      () => `WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true),
-        set_config('agentq.events_written', 'on', true)),
-      fin AS (
-        UPDATE ${this.#t.jobs} j SET status = v.status,
-          result = CASE WHEN v.status = 'completed' THEN v.value ELSE j.result END,
-          error = CASE WHEN v.status = 'completed' THEN NULL ELSE v.value END,
-          progress = CASE WHEN v.status = 'completed' THEN 100 ELSE j.progress END,
-          finished_at = CASE WHEN v.status = 'pending' THEN j.finished_at ELSE $2 END,
-          run_at = CASE WHEN v.status = 'pending' THEN v.run_at ELSE j.run_at END,
-          worker_id = CASE WHEN v.status = 'pending' THEN NULL ELSE j.worker_id END,
-          lease_expires_at = NULL, updated_at = $2
-        FROM unnest($${b}::text[], $${b + 1}::text[], $${b + 2}::int[], $${b + 3}::text[], $${b + 4}::bigint[], $${b + 5}::text[])
-          AS v(id, worker_id, attempt, value, run_at, status)
-        WHERE j.id = v.id AND j.status IN (${fromStatesSql('complete')}) AND j.worker_id = v.worker_id
-          AND j.attempts = v.attempt AND NOT j.has_dependents AND j.parent_id IS NULL AND EXISTS (SELECT 1 FROM async)
-        RETURNING v.status || ':' || j.id AS took, j AS job
-      ),
-      ${this.#claimCtes(typed)},
-      events AS (
-        INSERT INTO ${this.#t.events} (type, source, target, job_id, owner, payload, created_at)
-        SELECT e.type, 'agentq', (e.job).agent, (e.job).id, (e.job).owner, ${this.#t.eventPayload}(e.job), (e.job).updated_at
-        FROM (
-          SELECT CASE (f.job).status WHEN 'completed' THEN 'job.completed' WHEN 'failed' THEN 'job.failed'
-            ELSE 'job.retrying' END AS type, f.job
-          FROM fin f
-          UNION ALL SELECT 'job.started', c.job FROM claimed c
-        ) e
       )
-      SELECT (c.job).*, NULL::text AS took FROM claimed c
-      UNION ALL SELECT (NULL::${this.#t.jobs}).*, f.took FROM fin f`,
+      UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
+        heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
+      FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
+      RETURNING j.*`,
     );
   }
 
@@ -878,22 +832,16 @@ export class PostgresStore implements Store, ScheduleStore {
    */
   async claimJobs(p: ClaimParams): Promise<Job[]> {
     const { jobs, capsFull } = await this.#claimOnce(p);
-    if (jobs.length > 0 || capsFull) return jobs;
-    return this.#lookAgain(p);
-  }
-
-  /** After a claim that found nothing: once more, a moment later, if due jobs exist. */
-  async #lookAgain(p: ClaimParams): Promise<Job[]> {
-    if (p.limit <= 0 || p.agents.length === 0) return [];
+    if (jobs.length > 0 || capsFull || p.limit <= 0 || p.agents.length === 0) return jobs;
     const typed = p.types != null && p.types.length > 0;
     const [due] = await this.#one<{ due: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM ${this.#t.jobs} WHERE status = 'pending' AND agent = ANY($1::text[])
          AND run_at <= $2${typed ? ' AND type = ANY($3::text[])' : ''}) AS due`,
       typed ? [p.agents, this.now(), p.types] : [p.agents, this.now()],
     );
-    if (!due?.due) return [];
+    if (!due?.due) return jobs;
     await sleep(2);
-    if (this.#closed) return [];
+    if (this.#closed) return jobs;
     return (await this.#claimOnce(p)).jobs;
   }
 
@@ -1023,7 +971,7 @@ export class PostgresStore implements Store, ScheduleStore {
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[]) AS v(id, worker_id, attempt, value, run_at)
       WHERE j.id = v.id AND j.status IN (${fromStatesSql(transition[kind])}) AND j.worker_id = v.worker_id
         AND j.attempts = v.attempt${alone ? ' AND NOT j.has_dependents AND j.parent_id IS NULL' : ''}
-      RETURNING j.id, j.has_dependents, j.parent_id`,
+      RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`,
     );
   }
 
@@ -1059,101 +1007,19 @@ export class PostgresStore implements Store, ScheduleStore {
       quick.set(o.kind, list);
     }
     for (const [kind, list] of quick) {
-      const rows = await this.#one<{ id: string }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
-      for (const r of rows) took.add(`${kind}:${r.id}`);
+      const rows = await this.#one<{ id: string; attempt: number }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
+      for (const r of rows) took.add(`${kind}:${r.id}:${r.attempt}`);
     }
-    const rest = outcomes.filter((o) => !took.has(`${o.kind}:${o.lease.id}`));
-    for (const key of await this.#finishLinked(rest)) took.add(key);
-    return outcomes.map((o) => took.has(`${o.kind}:${o.lease.id}`));
-  }
-
-  /**
-   * The worker's steady state: the outcomes of jobs nothing hangs on and the
-   * next claim in one statement. Outcomes of linked jobs (and of other kinds)
-   * follow in their own transaction; a claim under caps goes its own way.
-   * Throws only when nothing was written; `error` reports a failure after.
-   */
-  async finishAndClaimJobs(
-    outcomes: readonly Outcome[],
-    p: ClaimParams,
-  ): Promise<{ took: boolean[]; jobs: Job[]; error?: unknown }> {
-    const quick = outcomes.filter((o) => o.kind in QUICK_STATUS);
-    const agents = [...new Set(p.agents)];
-    const capped = quick.length > 0 && p.limit > 0 ? await this.#cappedAgents() : new Set<string>();
-    if (quick.length === 0 || p.limit <= 0 || agents.length === 0 || agents.some((a) => capped.has(a))) {
-      const took = await this.finishJobs(outcomes);
-      try {
-        return { took, jobs: await this.claimJobs(p) };
-      } catch (error) {
-        return { took, jobs: [], error };
-      }
-    }
-    const typed = p.types != null && p.types.length > 0;
-    const now = this.now();
-    const values: unknown[] = [p.workerId, now, now + p.leaseMs, agents, agents.map(() => p.limit), agents.map(() => false), p.limit];
-    if (typed) values.push(p.types);
-    values.push(
-      quick.map((o) => o.lease.id),
-      quick.map((o) => o.lease.workerId),
-      quick.map((o) => o.lease.attempt),
-      quick.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null)),
-      quick.map((o) => (o.kind === 'retry' ? o.runAt : null)),
-      quick.map((o) => QUICK_STATUS[o.kind]),
-    );
-    const rows = await this.#one<JobRow & { took: string | null }>(this.#finishClaimSql(typed), values);
-    const took = new Set<string>();
-    const claimed: JobRow[] = [];
-    for (const r of rows) {
-      if (r.took != null) took.add(r.took);
-      else claimed.push(r);
-    }
-    const quickKey = (o: Outcome) => `${QUICK_STATUS[o.kind]}:${o.lease.id}`;
-    const rest = outcomes.filter((o) => !(o.kind in QUICK_STATUS) || !took.has(quickKey(o)));
-    let error: unknown;
-    const tookLater = new Set<string>();
-    try {
-      for (const key of await this.#finishLinked(rest)) tookLater.add(key);
-    } catch (e) {
-      error = e;
-    }
-    let jobs: Job[];
-    if (claimed.length > 0) {
-      this.#notifySoon();
-      claimed.sort(
-        (a, b) =>
-          Number(b.priority) - Number(a.priority) || Number(a.run_at) - Number(b.run_at) || (a.id < b.id ? -1 : 1),
-      );
-      jobs = claimed.map((r) => rowToJob(r, now));
-    } else {
-      try {
-        jobs = await this.#lookAgain(p);
-      } catch (e) {
-        error ??= e;
-        jobs = [];
-      }
-    }
-    return {
-      took: outcomes.map((o) => (o.kind in QUICK_STATUS && took.has(quickKey(o))) || tookLater.has(`${o.kind}:${o.lease.id}`)),
-      jobs,
-      error,
-    };
-  }
-
-  /**
-   * The second step of recording outcomes: one transaction for those of jobs
-   * something hangs on, and what follows from them. Returns `kind:id` of
-   * those that took.
-   */
-  async #finishLinked(outcomes: readonly Outcome[]): Promise<string[]> {
     const kinds = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
+      if (took.has(outcomeKey(o))) continue;
       const list = kinds.get(o.kind) ?? [];
       list.push(o);
       kinds.set(o.kind, list);
     }
     if (kinds.size === 0) {
       this.#notifySoon();
-      return [];
+      return outcomes.map((o) => took.has(outcomeKey(o)));
     }
     const { woke, tookHere } = await this.#tx(async (c) => {
       const now = this.now();
@@ -1169,12 +1035,12 @@ export class PostgresStore implements Store, ScheduleStore {
             c,
           );
         }
-        const rows = await this.#q<{ id: string; has_dependents: boolean; parent_id: string | null }>(
+        const rows = await this.#q<{ id: string; attempt: number; has_dependents: boolean; parent_id: string | null }>(
           this.#finishSql(kind),
           this.#finishValues(list, now),
           c,
         );
-        for (const r of rows) tookHere.push(`${kind}:${r.id}`);
+        for (const r of rows) tookHere.push(`${kind}:${r.id}:${r.attempt}`);
         if (rows.length === 0) continue;
         if (kind === 'release') wake = true;
         if (kind === 'wait') {
@@ -1197,8 +1063,9 @@ export class PostgresStore implements Store, ScheduleStore {
       if (wake) await this.#notify(c);
       return { woke: wake, tookHere };
     });
+    for (const key of tookHere) took.add(key);
     if (!woke) this.#notifySoon();
-    return tookHere;
+    return outcomes.map((o) => took.has(outcomeKey(o)));
   }
 
   /** Dependents whose last dependency just completed become pending. Returns whether any did. */

@@ -14,7 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
-import { eventsMigrationSql, ownEventsMigrationSql } from './events.ts';
+import { eventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
@@ -138,10 +138,5 @@ CREATE TABLE ${s}.agents (
     version: 6,
     name: 'rate limits, usage and budgets',
     sql: limitsMigrationSql,
-  },
-  {
-    version: 7,
-    name: 'statements that write their own job events',
-    sql: ownEventsMigrationSql,
   },
 ];
