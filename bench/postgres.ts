@@ -12,6 +12,8 @@
  * No synchronous_commit=off, no fsync=off: every acknowledged job is on disk.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Queue, Worker } from '../src/index.ts';
@@ -70,6 +72,33 @@ function startWorker(config: Record<string, unknown>, onLatency?: (ms: number) =
     child.once('message', (m) => (m === 'ready' ? resolve(w) : reject(new Error(String(m)))));
     child.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
   });
+}
+
+/**
+ * CPU seconds the server has used so far: the server process and its live
+ * backends, plus what its exited children used (Linux /proc; null elsewhere).
+ */
+function serverCpuSeconds(dataDir: string): number | null {
+  try {
+    const main = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const tick = 100; // USER_HZ on Linux
+    const fields = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const own = fields(main);
+    // utime, stime, cutime, cstime are fields 14–17 of stat; after "pid (comm) " they start at index 11.
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid) || Number(pid) === main) continue;
+      try {
+        const f = fields(pid);
+        if (Number(f[1]) === main) ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return ticks / tick;
+  } catch {
+    return null;
+  }
 }
 
 async function until(check: () => boolean, intervalMs = 2): Promise<void> {
@@ -132,15 +161,18 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
         Array.from({ length: processes }, () => startWorker({ url, agent: 'noop', concurrency: 32, mode: 'noop' })),
       );
       // As the SQLite figure is taken: the backlog is there, every process is up, the clock runs from their start.
+      const cpuBefore = serverCpuSeconds(server.dataDir);
       const start = performance.now();
       for (const w of workers) w.child.send('go');
       await until(() => workers.reduce((sum, w) => sum + w.done, 0) >= count, 5);
       const ms = performance.now() - start;
-      record(
-        `postgres: no-op jobs/s, ${processes} worker process${processes > 1 ? 'es' : ''}, concurrency 32 each`,
-        count / (ms / 1000),
-        '/s',
-      );
+      const cpuAfter = serverCpuSeconds(server.dataDir);
+      const label = `${processes} worker process${processes > 1 ? 'es' : ''}`;
+      record(`postgres: no-op jobs/s, ${label}, concurrency 32 each`, count / (ms / 1000), '/s');
+      // What the database itself spends per job: the figure that bounds many workers on a bigger server.
+      if (cpuBefore != null && cpuAfter != null) {
+        record(`postgres: server CPU per no-op job, ${label}`, ((cpuAfter - cpuBefore) * 1e6) / count, 'µs');
+      }
       await Promise.all(workers.map((w) => w.stop()));
       await queue.close();
     }

@@ -16,6 +16,8 @@ export interface PostgresServer {
   /** postgres://… to the server's `postgres` database. */
   url: string;
   port: number;
+  /** The server's data folder (its `postmaster.pid` names the server process). */
+  dataDir: string;
   /** Stops the server, keeping its data, so `start` can bring it back (a restart). */
   halt(): Promise<void>;
   /** Starts a halted server again on the same port and data. */
@@ -88,6 +90,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
   return {
     url: `postgres://postgres:agentq@127.0.0.1:${port}/postgres`,
     port,
+    dataDir: join(root, 'data'),
     async halt() {
       if (!running) return;
       running = false;
