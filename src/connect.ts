@@ -13,6 +13,22 @@ export interface ConnectionTarget {
   location: string;
 }
 
+/**
+ * A connection string fit to print: a PostgreSQL URL's password becomes `***`
+ * (output ends up in logs). Anything else is returned as it is.
+ */
+export function withoutPassword(url: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return url;
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 /** Where the embedded database lives when no connection string is given. */
 export function defaultDatabasePath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');

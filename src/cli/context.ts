@@ -1,7 +1,7 @@
 /** What every command shares: the io, colours, the database, and error reporting. */
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { defaultDatabasePath, parseConnectionString } from '../connect.ts';
+import { defaultDatabasePath, parseConnectionString, withoutPassword } from '../connect.ts';
 import {
   AgentqError,
   AmbiguousIdError,
@@ -55,16 +55,18 @@ export function databaseUrl(ctx: Context, opts: DbOptions): string {
 
 /** Where the data lives, for people: the file path (or the PostgreSQL URL). */
 export function databaseLocation(ctx: Context, opts: DbOptions): string {
+  let location: string;
   try {
-    return parseConnectionString(databaseUrl(ctx, opts), ctx.io.env).location;
+    location = parseConnectionString(databaseUrl(ctx, opts), ctx.io.env).location;
   } catch {
-    return databaseUrl(ctx, opts);
+    location = databaseUrl(ctx, opts);
   }
+  return withoutPassword(location);
 }
 
-/** `--db X` to repeat in a copy-paste hint, when the database was chosen on the command line. */
+/** `--db X` to repeat in a copy-paste hint, when the database was chosen on the command line (its password left out). */
 export function dbFlag(opts: DbOptions): string {
-  return opts.db ? ` --db ${shellQuote(opts.db)}` : '';
+  return opts.db ? ` --db ${shellQuote(withoutPassword(opts.db))}` : '';
 }
 
 export function shellQuote(text: string): string {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { agentq, agentqJson, freshDb, submit } from './run.ts';
+import { freshSchema, postgresBaseUrl } from '../helpers/engines.ts';
 
 describe('agentq submit, jobs, info, status, tree, migrate', { concurrency: true }, () => {
   it('submits a job with every option and prints it as JSON', async () => {
@@ -213,5 +214,21 @@ describe('agentq submit, jobs, info, status, tree, migrate', { concurrency: true
     const r = await agentq(db, ['jobs', '--json'], { noDb: true, env: { AGENTQ_DATABASE_URL: `sqlite:${db}` } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).jobs[0].id, id);
+  });
+  it('works on a postgres:// URL, and leaves its password out of what it prints', async () => {
+    const url = new URL(await postgresBaseUrl());
+    url.searchParams.set('schema', freshSchema());
+    assert.ok(url.password !== '', 'the test server has a password');
+    const db = url.toString();
+    const empty = await agentq(db, ['jobs']);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.match(empty.stdout, /No jobs yet — submit one with: agentq submit --agent demo --db 'postgres:\/\/postgres:\*\*\*@/);
+    assert.ok(!empty.stdout.includes(`:${url.password}@`), empty.stdout);
+    const id = await submit(db, ['-a', 'pg']);
+    const info = await agentqJson(db, ['info', id]);
+    assert.equal(info.agent, 'pg');
+    const migrate = await agentq(db, ['migrate']);
+    assert.equal(migrate.code, 0, migrate.stderr);
+    assert.ok(!migrate.stdout.includes(`:${url.password}@`), migrate.stdout);
   });
 });
