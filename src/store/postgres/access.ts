@@ -1,4 +1,4 @@
-/** What the PostgreSQL store's parts (users, durable steps, limits) need of it. */
+/** What the PostgreSQL store's parts (schedules, events, users, durable steps, limits) need of it. */
 import type pg from 'pg';
 
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -6,7 +6,11 @@ export type Queryable = pg.Pool | pg.PoolClient;
 export interface PostgresAccess {
   /** A table's name in agentq's schema, quoted. */
   table(name: string): string;
-  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
+  /**
+   * One statement: on `on` (inside a transaction), or on its own, retried
+   * while the server is away.
+   */
+  q<T extends Record<string, any>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
   tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
   /** Wakes listeners in every process when the transaction commits. */
   notify(c: Queryable): Promise<void>;

@@ -15,14 +15,13 @@
  * no event with a smaller id can appear later, and a reader that resumes after
  * the last id it saw misses nothing.
  */
-import type pg from 'pg';
+import type { PostgresAccess } from './access.ts';
 import { rowToEvent as toStored, type EventRow as Row } from '../rows.ts';
 import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
 
 /** pg returns bigint columns as strings; rowToEvent turns them into numbers. */
 type EventRow = Row & Record<string, unknown>;
 
-type Queryable = pg.Pool | pg.PoolClient;
 
 export function eventsMigrationSql(s: string): string {
   return `
@@ -89,23 +88,16 @@ CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
 `;
 }
 
-/** What the event SQL needs from the store. */
-export interface PostgresAccess {
-  table: string;
-  q<T extends Record<string, unknown>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
-  notify(c: Queryable): Promise<void>;
-  now(): number;
-}
-
 /** Where readers may look: events of transactions older than every running one. */
 const SETTLED = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
 
 export class PostgresEvents {
   readonly #db: PostgresAccess;
+  readonly #table: string;
 
   constructor(db: PostgresAccess) {
     this.#db = db;
+    this.#table = db.table('events');
   }
 
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
@@ -115,7 +107,7 @@ export class PostgresEvents {
       const out: StoredEvent[] = [];
       for (const e of events) {
         const [row] = await this.#db.q<EventRow>(
-          `INSERT INTO ${this.#db.table} (type, source, target, job_id, owner, payload, created_at)
+          `INSERT INTO ${this.#table} (type, source, target, job_id, owner, payload, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, type, source, target, job_id, owner, payload, created_at`,
           [e.type, e.source, e.target, e.jobId, e.owner, e.payload, now],
           c,
@@ -156,7 +148,7 @@ export class PostgresEvents {
     }
     values.push(f.limit);
     const rows = await this.#db.q<EventRow>(
-      `SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#db.table}
+      `SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#table}
        WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.length}`,
       values,
     );
@@ -167,16 +159,26 @@ export class PostgresEvents {
   async lastId(): Promise<number> {
     const [row] = await this.#db.q<{ id: string | null }>(
       `SELECT coalesce(
-         (SELECT min(id) - 1 FROM ${this.#db.table} WHERE NOT (${SETTLED})),
-         (SELECT max(id) FROM ${this.#db.table}),
+         (SELECT min(id) - 1 FROM ${this.#table} WHERE NOT (${SETTLED})),
+         (SELECT max(id) FROM ${this.#table}),
          0) AS id`,
     );
     return Number(row.id ?? 0);
   }
 
+  /** Events of these types after `after` (up to `upTo`), counted per type and target. */
+  async count(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>> {
+    if (types.length === 0) return [];
+    const rows = await this.#db.q<{ type: string; target: string | null; n: string }>(
+      `SELECT type, target, count(*) AS n FROM ${this.#table} WHERE id > $1 AND id <= $2 AND type = ANY($3::text[]) GROUP BY type, target`,
+      [after, upTo, types],
+    );
+    return rows.map((r) => ({ type: r.type, target: r.target, n: Number(r.n) }));
+  }
+
   async delete(before: number): Promise<number> {
     const rows = await this.#db.q<{ n: string }>(
-      `WITH d AS (DELETE FROM ${this.#db.table} WHERE created_at < $1 RETURNING 1) SELECT count(*) AS n FROM d`,
+      `WITH d AS (DELETE FROM ${this.#table} WHERE created_at < $1 RETURNING 1) SELECT count(*) AS n FROM d`,
       [before],
     );
     return Number(rows[0].n);

@@ -22,7 +22,7 @@
  * - Lost connections (a server restart) are retried for a while with backoff;
  *   the pool opens new connections by itself.
  */
-import type { PostgresAccess } from './access.ts';
+import type { PostgresAccess, Queryable } from './access.ts';
 import { PostgresEvents } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
@@ -129,8 +129,8 @@ const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_comm
  * How an outcome is matched to the row it wrote: one attempt of one job (a
  * stale attempt of the same job in the same batch must not count as written).
  */
-function outcomeKey(o: Outcome): string {
-  return `${o.kind}:${o.lease.id}:${o.lease.attempt}`;
+function outcomeKey(kind: Outcome['kind'], id: string, attempt: number): string {
+  return `${kind}:${id}:${attempt}`;
 }
 
 /** SQLSTATE classes and codes worth trying again: connection loss, server shutting down, deadlock, serialization. */
@@ -206,7 +206,6 @@ function checkNewJob(job: NewJob): void {
   job.dependsOn.forEach((dep, i) => refuseNul(`dependsOn.${i}`, dep));
 }
 
-type Queryable = pg.Pool | pg.PoolClient;
 type Row = Record<string, any>;
 
 export class PostgresStore implements Store, ScheduleStore {
@@ -268,35 +267,24 @@ export class PostgresStore implements Store, ScheduleStore {
       migrations: `${s}.agentq_migrations`,
     };
     this.#channel = `agentq.${this.schema}`;
-    this.#schedules = new PostgresSchedules({
-      table: (name) => `${s}.${name}`,
-      q: (text, values, on) => this.#q(text, values, on),
-      one: (text, values) => this.#one(text, values),
-      tx: (fn) => this.#tx(fn),
-      now: () => this.now(),
-      insertJob: async (c, job, now) => {
-        checkNewJob(job);
-        return (await this.#insertPlain(c, [job], now))[0];
-      },
-      notify: (c) => this.#notify(c),
-    });
     const access: PostgresAccess = {
       table: (name) => `${s}.${name}`,
-      q: (text, values, on) => this.#q(text, values, on),
+      q: (text, values, on) => (on ? this.#q(text, values, on) : this.#one(text, values)),
       tx: (fn) => this.#tx(fn),
       notify: (c) => this.#notify(c),
       now: () => this.now(),
     };
+    this.#schedules = new PostgresSchedules({
+      ...access,
+      insertJob: async (c, job, now) => {
+        checkNewJob(job);
+        return (await this.#insertPlain(c, [job], now))[0];
+      },
+    });
     this.#limits = new PostgresLimits(access);
     this.#durable = new PostgresDurable(access);
     this.#users = new PostgresUsers(access);
-    this.#events = new PostgresEvents({
-      table: `${s}.events`,
-      q: (text, values, on) => this.#q(text, values, on),
-      tx: (fn) => this.#tx(fn),
-      notify: (c) => this.#notify(c),
-      now: () => this.now(),
-    });
+    this.#events = new PostgresEvents(access);
   }
 
   readonly #events: PostgresEvents;
@@ -1008,18 +996,18 @@ export class PostgresStore implements Store, ScheduleStore {
     }
     for (const [kind, list] of quick) {
       const rows = await this.#one<{ id: string; attempt: number }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
-      for (const r of rows) took.add(`${kind}:${r.id}:${r.attempt}`);
+      for (const r of rows) took.add(outcomeKey(kind, r.id, r.attempt));
     }
     const kinds = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
-      if (took.has(outcomeKey(o))) continue;
+      if (took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt))) continue;
       const list = kinds.get(o.kind) ?? [];
       list.push(o);
       kinds.set(o.kind, list);
     }
     if (kinds.size === 0) {
       this.#notifySoon();
-      return outcomes.map((o) => took.has(outcomeKey(o)));
+      return outcomes.map((o) => took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt)));
     }
     const { woke, tookHere } = await this.#tx(async (c) => {
       const now = this.now();
@@ -1040,7 +1028,7 @@ export class PostgresStore implements Store, ScheduleStore {
           this.#finishValues(list, now),
           c,
         );
-        for (const r of rows) tookHere.push(`${kind}:${r.id}:${r.attempt}`);
+        for (const r of rows) tookHere.push(outcomeKey(kind, r.id, r.attempt));
         if (rows.length === 0) continue;
         if (kind === 'release') wake = true;
         if (kind === 'wait') {
@@ -1065,7 +1053,7 @@ export class PostgresStore implements Store, ScheduleStore {
     });
     for (const key of tookHere) took.add(key);
     if (!woke) this.#notifySoon();
-    return outcomes.map((o) => took.has(outcomeKey(o)));
+    return outcomes.map((o) => took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt)));
   }
 
   /** Dependents whose last dependency just completed become pending. Returns whether any did. */
@@ -1528,13 +1516,8 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#events.lastId();
   }
 
-  async countEvents(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>> {
-    if (types.length === 0) return [];
-    const rows = await this.#one<{ type: string; target: string | null; n: string }>(
-      `SELECT type, target, count(*) AS n FROM "${this.schema}".events WHERE id > $1 AND id <= $2 AND type = ANY($3::text[]) GROUP BY type, target`,
-      [after, upTo, types],
-    );
-    return rows.map((r) => ({ type: r.type, target: r.target, n: Number(r.n) }));
+  countEvents(after: number, upTo: number, types: readonly string[]): Promise<Array<{ type: string; target: string | null; n: number }>> {
+    return this.#events.count(after, upTo, types);
   }
 
   deleteEvents(before: number): Promise<number> {

@@ -9,12 +9,12 @@
  * index (SQLSTATE 23505) and reported as a ConflictError.
  */
 import type pg from 'pg';
+import type { PostgresAccess } from './access.ts';
 import { ConflictError } from '../../errors.ts';
 import { isFinished } from '../../job.ts';
 import { rowToSchedule, scheduleConflict, type ScheduleRow } from '../schedule-rows.ts';
 import type { FiringResult, InsertedJob, NewJob, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
-type Queryable = pg.Pool | pg.PoolClient;
 
 /** The schedules table, in the schema `s` (already quoted). */
 export function schedulesMigrationSql(s: string): string {
@@ -42,21 +42,10 @@ CREATE INDEX schedules_due ON ${s}.schedules (next_run_at) WHERE enabled AND nex
 `;
 }
 
-/** What the schedule SQL needs from the store. */
-export interface PostgresAccess {
-  /** A quoted, schema-qualified table name. */
-  table(name: 'schedules' | 'jobs'): string;
-  /** One statement on `on` (default: the pool). */
-  q<T extends Record<string, any>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  /** One statement outside a transaction, retried while the server is away. */
-  one<T extends Record<string, any>>(text: string, values?: unknown[]): Promise<T[]>;
-  /** A transaction on one connection, retried as a whole on transient errors. */
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
-  now(): number;
+/** What the schedule SQL needs from the store beyond the common access. */
+export interface ScheduleAccess extends PostgresAccess {
   /** Inserts one job without parent or dependencies (or returns the one holding its key), on `c`. */
   insertJob(c: pg.PoolClient, job: NewJob, now: number): Promise<InsertedJob>;
-  /** Wakes listeners in every process when the transaction on `c` commits. */
-  notify(c: pg.PoolClient): Promise<void>;
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -64,9 +53,9 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 export class PostgresSchedules {
-  readonly #db: PostgresAccess;
+  readonly #db: ScheduleAccess;
 
-  constructor(db: PostgresAccess) {
+  constructor(db: ScheduleAccess) {
     this.#db = db;
   }
 
@@ -76,7 +65,7 @@ export class PostgresSchedules {
   }
 
   async get(idOrName: string): Promise<ScheduleRecord | null> {
-    const rows = await this.#db.one<ScheduleRow>(
+    const rows = await this.#db.q<ScheduleRow>(
       `${this.#select} WHERE s.id = $1 OR s.name = $1 ORDER BY (s.id = $1) DESC LIMIT 1`,
       [idOrName],
     );
@@ -84,7 +73,7 @@ export class PostgresSchedules {
   }
 
   async list(): Promise<ScheduleRecord[]> {
-    return (await this.#db.one<ScheduleRow>(`${this.#select} ORDER BY s.name COLLATE "C"`)).map(rowToSchedule);
+    return (await this.#db.q<ScheduleRow>(`${this.#select} ORDER BY s.name COLLATE "C"`)).map(rowToSchedule);
   }
 
   async save(changes: ScheduleChanges): Promise<void> {
@@ -130,7 +119,7 @@ export class PostgresSchedules {
 
   async due(now: number, limit: number): Promise<ScheduleRecord[]> {
     return (
-      await this.#db.one<ScheduleRow>(
+      await this.#db.q<ScheduleRow>(
         `${this.#select} WHERE s.enabled AND s.next_run_at IS NOT NULL AND s.next_run_at <= $1
          ORDER BY s.next_run_at, s.id LIMIT $2`,
         [now, limit],
@@ -139,7 +128,7 @@ export class PostgresSchedules {
   }
 
   async nextRunAt(): Promise<number | null> {
-    const [row] = await this.#db.one<{ t: string | null }>(
+    const [row] = await this.#db.q<{ t: string | null }>(
       `SELECT min(next_run_at) AS t FROM ${this.#db.table('schedules')} WHERE enabled AND next_run_at IS NOT NULL`,
     );
     return row?.t == null ? null : Number(row.t);
