@@ -336,21 +336,27 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const slot = slots[i];
       const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
       if (slot.ok) this.#start(job);
-      else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`);
+      else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`, false);
     }
   }
 
-  /** Puts a job back unspent, due at runAt. */
-  async #defer(job: Job, lease: Lease, runAt: number, reason: string): Promise<void> {
-    this.#settling++;
-    this.#wake();
+  /**
+   * Puts a job back unspent, due at runAt. A job that was running frees its
+   * slot for the next claim while this is written (`fromRun`); one deferred
+   * before it started never held one.
+   */
+  async #defer(job: Job, lease: Lease, runAt: number, reason: string, fromRun: boolean): Promise<void> {
+    if (fromRun) {
+      this.#settling++;
+      this.#wake();
+    }
     try {
       if (await this.queue.store.deferJob(lease, runAt)) this.#emit('job:deferred', job, runAt, reason);
       else this.#emit('job:dropped', job, new LeaseLostError());
     } catch (error) {
       this.#emit('error', error);
     } finally {
-      this.#settling--;
+      if (fromRun) this.#settling--;
     }
   }
 
@@ -526,7 +532,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       } catch (e) {
         this.#emit('error', e);
       }
-      await this.#defer(job, lease, until, retryAfter.message);
+      await this.#defer(job, lease, until, retryAfter.message, true);
       return;
     }
     if (suspend) {

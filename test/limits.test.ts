@@ -10,6 +10,28 @@ import { finished, startWorker } from './helpers/workers.ts';
 
 forEachEngine((engine) => {
   describe(`rate limits and budgets [${engine.name}]`, () => {
+    it('never runs more than its concurrency while jobs over a limit are put back', async () => {
+      const { queue } = await freshQueue(engine);
+      await queue.limits.setRateLimit('agent:x', { max: 1, per: '1h' });
+      let running = 0;
+      let most = 0;
+      let done = 0;
+      const busy = async () => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+        done++;
+      };
+      const worker = await startWorker(queue, { x: busy, y: busy }, { concurrency: 2 });
+      // Rounds of jobs over the limit mixed with free ones: each deferral is written while free jobs wait.
+      for (let round = 0; round < 10; round++) {
+        await queue.submitMany([...Array.from({ length: 4 }, () => ({ agent: 'x' })), ...Array.from({ length: 4 }, () => ({ agent: 'y' }))]);
+      }
+      await waitFor(() => done >= 41, { what: 'the free jobs and the one x within the limit' });
+      assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+      await worker.stop();
+    });
+
     it('holds 5 starts per second across two worker processes over 50 jobs, spending no attempts', async () => {
       const { queue, url } = await freshQueue(engine);
       await queue.limits.setRateLimit('agent:limited', { max: 5, per: '1s' });
