@@ -295,15 +295,8 @@ export class AgentqClient {
   readonly events = {
     list: async (options: { pattern?: string | string[]; target?: string; after?: number; limit?: number } = {}): Promise<AgentqEvent[]> =>
       (await this.#call<{ events: AgentqEvent[] }>('GET', `/api/v1/events${query(options)}`)).events,
-    lastId: async (): Promise<number> => {
-      // The newest id: read pages until the end.
-      let after = 0;
-      for (;;) {
-        const page = await this.#call<{ events: AgentqEvent[]; lastId: number }>('GET', `/api/v1/events${query({ after, limit: 10_000 })}`);
-        if (page.events.length < 10_000) return page.lastId;
-        after = page.lastId;
-      }
-    },
+    /** The newest event id: start after it to follow events from now. */
+    lastId: async (): Promise<number> => (await this.#call<{ lastId: number }>('GET', '/api/v1/events/last-id')).lastId,
     publish: (event: Omit<PublishInput, 'owner' | 'source'>): Promise<AgentqEvent> => this.#call('POST', '/api/v1/events', event),
     /** Follows the event stream, resuming after the last id seen when the connection drops. */
     subscribe: (

@@ -371,23 +371,39 @@ export class Queue {
 
   /** The full id for an id or an unambiguous prefix of one. */
   async resolveId(idOrPrefix: string): Promise<string> {
+    return (await this.#find(idOrPrefix)).id;
+  }
+
+  /**
+   * One job by id or unambiguous prefix; NotFoundError when there is none.
+   * With `owner`, only that owner's jobs count: another's is not found.
+   */
+  async get(idOrPrefix: string, options: { owner?: string } = {}): Promise<Job> {
+    return this.#find(idOrPrefix, options.owner);
+  }
+
+  async #find(idOrPrefix: string, owner?: string): Promise<Job> {
     const text = String(idOrPrefix ?? '').trim();
     if (text === '') throw new ValidationError('id', 'must not be empty');
     // No id holds a control character (and PostgreSQL text cannot hold NUL).
     if (/[\u0000-\u001f]/.test(text)) throw new NotFoundError('job', JSON.stringify(text));
-    if (await this.store.getJob(text)) return text;
+    const exact = await this.store.getJob(text);
+    if (exact) {
+      if (owner === undefined || exact.owner === owner) return exact;
+      throw new NotFoundError('job', text);
+    }
     const upper = text.toUpperCase();
+    if (owner !== undefined) {
+      const own = await this.store.listJobs({ idPrefix: upper, owner: [owner], order: 'asc', limit: 6 });
+      if (own.length === 1) return own[0];
+      if (own.length === 0) throw new NotFoundError('job', text);
+      throw new AmbiguousIdError(text, own.map((j) => j.id));
+    }
     const matches = await this.store.findJobIds(upper, 6);
-    if (matches.length === 1) return matches[0];
     if (matches.length === 0) throw new NotFoundError('job', text);
-    throw new AmbiguousIdError(text, matches);
-  }
-
-  /** One job by id or unambiguous prefix; NotFoundError when there is none. */
-  async get(idOrPrefix: string): Promise<Job> {
-    const id = await this.resolveId(idOrPrefix);
-    const job = await this.store.getJob(id);
-    if (!job) throw new NotFoundError('job', id);
+    if (matches.length > 1) throw new AmbiguousIdError(text, matches);
+    const job = await this.store.getJob(matches[0]);
+    if (!job) throw new NotFoundError('job', text);
     return job;
   }
 

@@ -53,7 +53,7 @@ async function jobCount(queue: Queue): Promise<number> {
 forEachEngine((engine) => {
   describe(`REST API [${engine.name}]`, () => {
     it('serves every endpoint: jobs, logs, tree, stats, workers, agents, schedules, events, health, metrics', async () => {
-      const { queue, call } = await setup(engine);
+      const { queue, call, server, admin } = await setup(engine);
       const submitted = await call('POST', '/api/v1/jobs', { body: { agent: 'echo', instructions: 'hi', payload: { n: 1 }, tags: ['t1'] } });
       assert.equal(submitted.status, 202);
       const id = submitted.body.id as string;
@@ -139,6 +139,12 @@ forEachEngine((engine) => {
       assert.equal(events.body.lastId, published.body.id);
       const jobEvents = await call('GET', `/api/v1/events?pattern=job.completed`);
       assert.equal(jobEvents.body.events[0].jobId, id);
+      // Where to start to follow events from now: after everything settled so far, the published event included.
+      await waitFor(async () => (await call('GET', '/api/v1/events/last-id')).body.lastId >= published.body.id, { what: 'the head to pass the published event' });
+      const head = (await call('GET', '/api/v1/events/last-id')).body.lastId;
+      assert.deepEqual((await call('GET', `/api/v1/events?after=${head}`)).body.events, [], 'nothing after the head yet');
+      const client = new AgentqClient({ url: server.url, token: admin });
+      assert.equal(await client.events.lastId(), head, 'the client asks the server');
 
       // Health and metrics.
       assert.deepEqual((await call('GET', '/healthz', { token: null })).body, { ok: true, engine: engine.name });
@@ -237,6 +243,22 @@ forEachEngine((engine) => {
       assert.equal(forbidden.status, 403);
       assert.equal((await call('GET', '/metrics', { token: bob })).status, 403);
       assert.equal((await queue.get(a.id)).status, 'pending', "Alice's job untouched");
+    });
+
+    it('finds a user’s job by a prefix that many others’ jobs share, and calls it ambiguous only among their own', async () => {
+      const { queue, call, alice } = await setup(engine);
+      const others = await queue.submitMany(Array.from({ length: 60 }, () => ({ agent: 'w', owner: 'bob' })));
+      const mine = (await call('POST', '/api/v1/jobs', { token: alice, body: { agent: 'w' } })).body;
+      let shared = mine.id as string;
+      while (!others.every((j) => j.id.startsWith(shared))) shared = shared.slice(0, -1);
+      assert.ok(shared.length > 0 && others.every((j) => j.id < mine.id), 'Alice’s job sorts after all of Bob’s');
+      const found = await call('GET', `/api/v1/jobs/${shared.toLowerCase()}`, { token: alice });
+      assert.equal(found.status, 200, 'hers is the only one of hers with that prefix');
+      assert.equal(found.body.id, mine.id);
+      const ambiguous = await call('GET', `/api/v1/jobs/${shared}`);
+      assert.equal(ambiguous.status, 400, 'for the admin, every job counts');
+      assert.equal(ambiguous.body.error.code, 'ambiguous_id');
+      assert.equal((await call('GET', `/api/v1/jobs/${others[0].id}`, { token: alice })).status, 404, 'not Bob’s');
     });
 
     it('refuses missing, malformed and revoked tokens with 401', async () => {

@@ -159,26 +159,8 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
   const isAdmin = (p: Principal | null) => p?.role === 'admin';
 
   /** A job the caller may see, by id or unambiguous prefix among theirs; 404 otherwise. */
-  const visibleJob = async (p: Principal | null, idOrPrefix: string): Promise<Job> => {
-    if (isAdmin(p)) return queue.get(idOrPrefix);
-    const text = String(idOrPrefix).trim();
-    if (text === '') throw new ValidationError('id', 'must not be empty');
-    if (/[\u0000-\u001f]/.test(text)) throw new NotFoundError('job', JSON.stringify(text));
-    const exact = await queue.store.getJob(text);
-    if (exact) {
-      if (exact.owner === p!.user) return exact;
-      throw new NotFoundError('job', text);
-    }
-    const ids = await queue.store.findJobIds(text.toUpperCase(), 50);
-    const own: Job[] = [];
-    for (const id of ids) {
-      const job = await queue.store.getJob(id);
-      if (job?.owner === p!.user) own.push(job);
-    }
-    if (own.length === 1) return own[0];
-    if (own.length === 0) throw new NotFoundError('job', text);
-    throw new AmbiguousIdError(text, own.map((j) => j.id));
-  };
+  const visibleJob = (p: Principal | null, idOrPrefix: string): Promise<Job> =>
+    queue.get(idOrPrefix, isAdmin(p) ? {} : { owner: p!.user });
 
   /** What a user submits is theirs; what it refers to must be theirs too (else: unknown, as for any missing id). */
   const ownInput = async (p: Principal | null, input: Record<string, unknown>, field: string, refs: Set<string>) => {
@@ -941,6 +923,18 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
         streams.delete(end);
       });
     },
+  );
+  routes.add(
+    {
+      method: 'get',
+      path: '/api/v1/events/last-id',
+      operationId: 'lastEventId',
+      summary: 'The newest event id a reader can start after without missing one being written (to follow events from now)',
+      tag: 'events',
+      access: 'user',
+      answers: { 200: { description: 'the id', schema: z.object({ lastId: z.number().int() }) } },
+    },
+    async (c) => c.json({ lastId: await queue.events.lastId() }),
   );
   routes.add(
     {
