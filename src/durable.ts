@@ -310,12 +310,6 @@ export class WaitWatcher {
   }
 }
 
-/** Who decides: the job's owner, the approval's assignee, or an admin. */
-export interface Decider {
-  user: string | null;
-  admin: boolean;
-}
-
 /** Approvals: listed, shown and decided, with who, when and why kept. */
 export class Approvals {
   readonly #queue: Queue;

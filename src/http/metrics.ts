@@ -57,8 +57,6 @@ export class Metrics {
     this.#httpSubmits += n;
   }
 
-  close(): void {}
-
   async render(): Promise<string> {
     const q = this.#queue;
     await this.#tally();

@@ -1001,7 +1001,6 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
     metrics,
     close() {
       for (const end of [...streams]) end();
-      metrics.close();
     },
   };
 }

@@ -516,15 +516,8 @@ export interface NewEvent {
   payload: string;
 }
 
-export interface StoredEvent {
+export interface StoredEvent extends NewEvent {
   id: number;
-  type: string;
-  source: string;
-  target: string | null;
-  jobId: string | null;
-  owner: string | null;
-  /** Encoded JSON. */
-  payload: string;
   createdAt: number;
 }
 

@@ -16,3 +16,6 @@ export interface PostgresAccess {
   notify(c: Queryable): Promise<void>;
   now(): number;
 }
+
+/** The lease check of a write by a job's worker: $2 its worker id, $3 its attempt. */
+export const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;

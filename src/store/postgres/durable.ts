@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
-import type { PostgresAccess, Queryable } from './access.ts';
+import { FENCE, type PostgresAccess, type Queryable } from './access.ts';
 
 
 export function durableMigrationSql(s: string): string {
@@ -41,7 +41,6 @@ CREATE INDEX approvals_pending ON ${s}.approvals (created_at) WHERE status = 'pe
 }
 
 
-const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
 
 export class PostgresDurable {
   readonly #db: PostgresAccess;

@@ -7,7 +7,7 @@
  */
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
-import type { PostgresAccess } from './access.ts';
+import { FENCE, type PostgresAccess } from './access.ts';
 
 
 export function limitsMigrationSql(s: string): string {
@@ -40,7 +40,6 @@ CREATE INDEX job_usage_job ON ${s}.job_usage (job_id);
 `;
 }
 
-const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
 
 
 export class PostgresLimits {

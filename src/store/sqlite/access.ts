@@ -14,3 +14,6 @@ export interface SqliteAccess {
   /** Inserts one job (or returns the one with its key), inside the current transaction. */
   insertJob(job: NewJob, now: number): InsertedJob;
 }
+
+/** The lease check of a write by a job's worker: its worker id, then its attempt. */
+export const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;

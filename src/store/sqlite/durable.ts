@@ -7,7 +7,7 @@
 import type { SQLInputValue } from 'node:sqlite';
 import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
-import type { SqliteAccess } from './access.ts';
+import { FENCE, type SqliteAccess } from './access.ts';
 
 
 export const durableMigrationSql = `
@@ -40,7 +40,6 @@ CREATE INDEX approvals_job ON approvals (job_id);
 CREATE INDEX approvals_pending ON approvals (created_at) WHERE status = 'pending';
 `;
 
-const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
 const SELECT = `SELECT a.*, j.owner AS owner, j.agent AS agent FROM approvals a JOIN jobs j ON j.id = a.job_id`;
 

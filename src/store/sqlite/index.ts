@@ -72,7 +72,7 @@ import type {
   WorkerRegistration,
 } from '../store.ts';
 import { migrations } from './migrations.ts';
-import type { SqliteAccess } from './access.ts';
+import { FENCE, type SqliteAccess } from './access.ts';
 import { SqliteSchedules } from './schedules.ts';
 import { SqliteUsers } from './users.ts';
 import { SqliteDurable } from './durable.ts';
@@ -84,8 +84,6 @@ export interface SqliteStoreOptions {
   /** How long a writer waits for another process's transaction. (Default: 10000 ms) */
   busyTimeoutMs?: number;
 }
-
-const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
 // The statements of the worker's hot path, built once (the statement cache is keyed by their text).
 const COMPLETE_SQL = `UPDATE jobs SET status = 'completed', result = ?, error = NULL, progress = 100, finished_at = ?,

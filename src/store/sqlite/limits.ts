@@ -7,7 +7,7 @@
  */
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
-import type { SqliteAccess } from './access.ts';
+import { FENCE, type SqliteAccess } from './access.ts';
 
 
 export const limitsMigrationSql = `
@@ -38,7 +38,6 @@ CREATE TABLE job_usage (
 CREATE INDEX job_usage_job ON job_usage (job_id);
 `;
 
-const FENCE = `status = 'running' AND worker_id = ? AND attempts = ?`;
 
 
 export class SqliteLimits {
