@@ -318,14 +318,18 @@ export class Approvals {
     this.#queue = queue;
   }
 
-  async list(options: { status?: ApprovalStatus | ApprovalStatus[]; owner?: string; jobId?: string; limit?: number } = {}): Promise<Approval[]> {
+  async list(
+    options: { status?: ApprovalStatus | ApprovalStatus[]; owner?: string; visibleTo?: string; jobId?: string; limit?: number } = {},
+  ): Promise<Approval[]> {
     const status = options.status == null ? undefined : typeof options.status === 'string' ? [options.status] : options.status;
     for (const s of status ?? []) {
       if (!['pending', 'approved', 'rejected', 'expired'].includes(s)) throw new ValidationError('status', 'must be pending, approved, rejected or expired');
     }
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError('limit', 'must be an integer from 1 to 1000');
-    return (await this.#queue.store.listApprovals({ status, owner: options.owner, jobId: options.jobId, limit })).map(toApproval);
+    return (
+      await this.#queue.store.listApprovals({ status, owner: options.owner, visibleTo: options.visibleTo, jobId: options.jobId, limit })
+    ).map(toApproval);
   }
 
   /** One approval by id or unambiguous prefix. */
@@ -338,10 +342,10 @@ export class Approvals {
     if (text === '' || /[^0-9A-Z]/.test(text)) throw new NotFoundError('approval', String(idOrPrefix));
     const exact = await this.#queue.store.getApproval(text);
     if (exact) return exact;
-    const candidates = (await this.#queue.store.listApprovals({ limit: 1000 })).filter((a) => a.id.startsWith(text));
+    const candidates = await this.#queue.store.listApprovals({ idPrefix: text, limit: 10 });
     if (candidates.length === 1) return candidates[0];
     if (candidates.length === 0) throw new NotFoundError('approval', text);
-    throw new AgentqError('ambiguous_id', 400, `approval id prefix ${text} matches ${candidates.length} approvals; give more characters`, {
+    throw new AgentqError('ambiguous_id', 400, `approval id prefix ${text} matches ${candidates.length < 10 ? candidates.length : '10 or more'} approvals; give more characters`, {
       matches: candidates.slice(0, 10).map((a) => a.id),
     });
   }

@@ -151,6 +151,18 @@ forEachEngine((engine) => {
       const of = (job: Job) => pending.find((p) => p.jobId === job.id)!;
       assert.deepEqual([of(a).title, of(a).assignee, of(a).owner, of(a).details], ['Deploy to prod?', 'ops', 'alice', { target: 'prod' }]);
       assert.equal((await queue.approvals.list({ owner: 'bob' })).length, 1);
+      // Visible to a user: of their jobs, or assigned to them, filtered in the database (so a limit counts only theirs).
+      assert.deepEqual((await queue.approvals.list({ visibleTo: 'bob', limit: 1 })).map((p) => p.jobId), [c.id]);
+      assert.equal((await queue.approvals.list({ visibleTo: 'ops' })).length, 3, 'the assignee sees all three');
+      assert.equal((await queue.approvals.list({ visibleTo: 'carol' })).length, 0);
+      // By prefix: the shortest prefix that tells one apart from the others.
+      const ids = pending.map((p) => p.id);
+      let n = 1;
+      while (ids.some((id) => id !== of(c).id && id.startsWith(of(c).id.slice(0, n)))) n++;
+      assert.equal((await queue.approvals.get(of(c).id.slice(0, n).toLowerCase())).id, of(c).id);
+      if (n > 1) {
+        await assert.rejects(queue.approvals.get(of(c).id.slice(0, n - 1)), (e: Error & { code?: string }) => e.code === 'ambiguous_id');
+      }
 
       const approved = await queue.approvals.approve(of(a).id.toLowerCase(), { by: 'carol', comment: 'go ahead' });
       assert.deepEqual([approved.status, approved.decidedBy, approved.comment], ['approved', 'carol', 'go ahead']);

@@ -816,9 +816,8 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
     },
     async (c, { principal, query }) => {
       if (query.jobId) await visibleJob(principal, query.jobId);
-      const all = await queue.approvals.list({ status: query.status, jobId: query.jobId, limit: isAdmin(principal) ? (query.limit ?? 100) : 1000 });
-      const mine = isAdmin(principal) ? all : all.filter((a) => a.owner === principal!.user || a.assignee === principal!.user);
-      return c.json({ approvals: mine.slice(0, query.limit ?? 100) });
+      const visibleTo = isAdmin(principal) ? undefined : principal!.user;
+      return c.json({ approvals: await queue.approvals.list({ status: query.status, jobId: query.jobId, visibleTo, limit: query.limit ?? 100 }) });
     },
   );
   const approvalParam = { id: 'an approval id' };

@@ -266,6 +266,19 @@ export interface UserStore {
 
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
 
+/** Which approvals to list, newest first. */
+export interface ApprovalFilter {
+  status?: readonly ApprovalStatus[];
+  /** Of jobs this user owns. */
+  owner?: string;
+  /** Of jobs this user owns, or assigned to them. */
+  visibleTo?: string;
+  jobId?: string;
+  /** Ids that start with this (upper-case letters and digits only). */
+  idPrefix?: string;
+  limit: number;
+}
+
 export interface ApprovalRecord {
   id: string;
   jobId: string;
@@ -322,7 +335,7 @@ export interface DurableStore {
   /** A waiting job fails (timeout, rejection, expiry); an approval's decision is stored with it. */
   failWait(id: string, waitFor: string, error: string, approval?: ApprovalDecision): Promise<boolean>;
   getApproval(id: string): Promise<ApprovalRecord | null>;
-  listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]>;
+  listApprovals(filter: ApprovalFilter): Promise<ApprovalRecord[]>;
   /**
    * Records a decision on a pending approval and, in the same transaction,
    * resumes its job (approved: with the decision as a step) or fails it.

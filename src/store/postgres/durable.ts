@@ -5,7 +5,7 @@
  * change a job once. Job events come from the jobs table's triggers.
  */
 import type pg from 'pg';
-import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
 import { FENCE, type PostgresAccess, type Queryable } from './access.ts';
 
@@ -168,7 +168,7 @@ export class PostgresDurable {
     return row ? rowToApproval(row) : null;
   }
 
-  async listApprovals(f: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]> {
+  async listApprovals(f: ApprovalFilter): Promise<ApprovalRecord[]> {
     const where: string[] = [];
     const values: unknown[] = [];
     if (f.status?.length) {
@@ -179,9 +179,17 @@ export class PostgresDurable {
       values.push(f.owner);
       where.push(`j.owner = $${values.length}`);
     }
+    if (f.visibleTo != null) {
+      values.push(f.visibleTo);
+      where.push(`(j.owner = $${values.length} OR a.assignee = $${values.length})`);
+    }
     if (f.jobId != null) {
       values.push(f.jobId);
       where.push(`a.job_id = $${values.length}`);
+    }
+    if (f.idPrefix != null) {
+      values.push(`${f.idPrefix.replace(/[^0-9A-Z]/g, '')}%`);
+      where.push(`a.id LIKE $${values.length}`);
     }
     values.push(f.limit);
     const rows = await this.#db.q<ApprovalRow & Record<string, unknown>>(

@@ -52,8 +52,8 @@ import type {
   UsageRecord,
   UsageTotals,
   ApprovalDecision,
+  ApprovalFilter,
   ApprovalRecord,
-  ApprovalStatus,
   NewApproval,
   WaitingJob,
   NewEvent,
@@ -1592,7 +1592,7 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#durable.getApproval(id);
   }
 
-  listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]> {
+  listApprovals(filter: ApprovalFilter): Promise<ApprovalRecord[]> {
     return this.#durable.listApprovals(filter);
   }
 

@@ -5,7 +5,7 @@
  * resumed or failed only while it still waits for the same thing.
  */
 import type { SQLInputValue } from 'node:sqlite';
-import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
 import { FENCE, type SqliteAccess } from './access.ts';
 
@@ -176,7 +176,7 @@ export class SqliteDurable {
     return row ? rowToApproval(row) : null;
   }
 
-  listApprovals(f: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): ApprovalRecord[] {
+  listApprovals(f: ApprovalFilter): ApprovalRecord[] {
     const where: string[] = [];
     const params: SQLInputValue[] = [];
     if (f.status?.length) {
@@ -187,9 +187,17 @@ export class SqliteDurable {
       where.push('j.owner = ?');
       params.push(f.owner);
     }
+    if (f.visibleTo != null) {
+      where.push('(j.owner = ? OR a.assignee = ?)');
+      params.push(f.visibleTo, f.visibleTo);
+    }
     if (f.jobId != null) {
       where.push('a.job_id = ?');
       params.push(f.jobId);
+    }
+    if (f.idPrefix != null) {
+      where.push('a.id LIKE ?');
+      params.push(`${f.idPrefix.replace(/[^0-9A-Z]/g, '')}%`);
     }
     params.push(f.limit);
     return this.#db

@@ -47,8 +47,8 @@ import type {
   UsageRecord,
   UsageTotals,
   ApprovalDecision,
+  ApprovalFilter,
   ApprovalRecord,
-  ApprovalStatus,
   NewApproval,
   WaitingJob,
   JobEventType,
@@ -1079,7 +1079,7 @@ export class SqliteStore implements Store {
     return this.#durable.getApproval(id);
   }
 
-  async listApprovals(filter: { status?: ApprovalStatus[]; owner?: string; jobId?: string; limit: number }): Promise<ApprovalRecord[]> {
+  async listApprovals(filter: ApprovalFilter): Promise<ApprovalRecord[]> {
     return this.#durable.listApprovals(filter);
   }
 
