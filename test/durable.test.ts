@@ -185,6 +185,25 @@ forEachEngine((engine) => {
       await worker.stop();
     });
 
+    it('starts a retried job afresh when it was cancelled while waiting for an event', async () => {
+      const { queue } = await freshQueue(engine);
+      let runs = 0;
+      const worker = await startWorker(queue, {
+        w: async (_job, ctx) => {
+          if (++runs === 1) await ctx.waitForEvent('never.comes');
+          return runs;
+        },
+      });
+      const job = await queue.submit({ agent: 'w' });
+      const waiting = await status(queue, job.id, 'waiting');
+      assert.ok(waiting.waitingFor, 'it says what it waits for');
+      assert.equal((await queue.cancel(job.id)).status, 'cancelled');
+      const retried = await queue.retry(job.id);
+      assert.equal(retried.waitingFor, null, 'the old wait is gone');
+      assert.equal((await status(queue, job.id, 'completed')).result, 2);
+      await worker.stop();
+    });
+
     it('does not resume a job that waits for an event when its children finish', async () => {
       const { queue } = await freshQueue(engine);
       const gate = deferred();

@@ -1248,7 +1248,7 @@ export class PostgresStore implements Store, ScheduleStore {
       const [row] = await this.#q<JobRow>(
         `UPDATE ${this.#t.jobs} SET status = $2, max_attempts = greatest(max_attempts, attempts + $3), run_at = $4,
            result = NULL, error = NULL, progress = 0, progress_message = NULL, worker_id = NULL, lease_expires_at = NULL,
-           started_at = NULL, finished_at = NULL, heartbeat_at = NULL, updated_at = $4
+           started_at = NULL, finished_at = NULL, heartbeat_at = NULL, wait_for = NULL, updated_at = $4
          WHERE id = $1 AND status IN (${fromStatesSql('retry')}) RETURNING *`,
         [id, status, extraAttempts, now],
         c,

@@ -759,7 +759,7 @@ export class SqliteStore implements Store {
       const row = this.#get<JobRow>(
         `UPDATE jobs SET status = ?, max_attempts = max(max_attempts, attempts + ?), run_at = ?, result = NULL,
            error = NULL, progress = 0, progress_message = NULL, worker_id = NULL, lease_expires_at = NULL,
-           started_at = NULL, finished_at = NULL, heartbeat_at = NULL, updated_at = ?
+           started_at = NULL, finished_at = NULL, heartbeat_at = NULL, wait_for = NULL, updated_at = ?
          WHERE id = ? AND status IN (${fromStatesSql('retry')}) RETURNING *`,
         status,
         extraAttempts,
