@@ -23,7 +23,7 @@ import { compilePattern, type AgentqEvent } from './events.ts';
 import type { Job, Json, WaitCondition } from './job.ts';
 import type { Queue } from './queue.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
-import type { ApprovalRecord, ApprovalStatus, Lease, NewApproval } from './store/store.ts';
+import { APPROVAL_STATUSES, type ApprovalRecord, type ApprovalStatus, type Lease, type NewApproval } from './store/store.ts';
 
 const newId = monotonicFactory();
 
@@ -323,7 +323,7 @@ export class Approvals {
   ): Promise<Approval[]> {
     const status = options.status == null ? undefined : typeof options.status === 'string' ? [options.status] : options.status;
     for (const s of status ?? []) {
-      if (!['pending', 'approved', 'rejected', 'expired'].includes(s)) throw new ValidationError('status', 'must be pending, approved, rejected or expired');
+      if (!APPROVAL_STATUSES.includes(s)) throw new ValidationError('status', 'must be pending, approved, rejected or expired');
     }
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError('limit', 'must be an integer from 1 to 1000');

@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Approval } from '../durable.ts';
-import type { ApprovalStatus } from '../store/store.ts';
+import { APPROVAL_STATUSES, type ApprovalStatus } from '../store/store.ts';
 import { action, jsonOption, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { compactJson, dateTime, relativeTime, shortId, table } from './format.ts';
 import { line, printJson, usageError } from './io.ts';
@@ -18,7 +18,7 @@ interface ApprovalsOptions extends DbOptions {
   all?: boolean;
 }
 
-const STATUSES = ['pending', 'approved', 'rejected', 'expired'];
+const STATUSES: readonly string[] = APPROVAL_STATUSES;
 
 function statusText(ctx: Context, s: ApprovalStatus): string {
   const colour = { pending: 'yellow', approved: 'green', rejected: 'red', expired: 'gray' } as const;

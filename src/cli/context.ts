@@ -44,7 +44,8 @@ export interface DbOptions {
   token?: string;
 }
 
-function serverOf(ctx: Context, opts: DbOptions): string | undefined {
+/** The server the command works through (`--server` or AGENTQ_SERVER), if any. */
+export function serverOf(ctx: Context, opts: DbOptions): string | undefined {
   return opts.server?.trim() || ctx.io.env.AGENTQ_SERVER?.trim() || undefined;
 }
 

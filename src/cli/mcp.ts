@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { TOOLS } from '../mcp/tools.ts';
-import { action, databaseLocation, setup, withApi, type Context, type DbOptions } from './context.ts';
+import { action, databaseLocation, serverOf, setup, withApi, type Context, type DbOptions } from './context.ts';
 import { line, usageError, type Output } from './io.ts';
 
 /** The transport needs a stream it can wait on ('drain'); a plain Output gets one around it. */
@@ -63,7 +63,7 @@ standard input closes or on SIGINT/SIGTERM.
           transport.onclose = () => stop('connection closed');
           try {
             await mcp.connect(transport);
-            line(ctx.io.stderr, `agentq mcp: serving ${TOOLS.length} tools on stdio, ${opts.server || ctx.io.env.AGENTQ_SERVER ? `server ${opts.server || ctx.io.env.AGENTQ_SERVER}` : `database ${databaseLocation(ctx, opts)}`}`);
+            line(ctx.io.stderr, `agentq mcp: serving ${TOOLS.length} tools on stdio, ${serverOf(ctx, opts) ? `server ${serverOf(ctx, opts)}` : `database ${databaseLocation(ctx, opts)}`}`);
             const why = await stopped;
             line(ctx.io.stderr, `agentq mcp: ${why} — stopping`);
             return 0;

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { LOG_LEVELS, STATUSES } from '../job.ts';
 import { submitSchema } from '../schema.ts';
+import { APPROVAL_STATUSES } from '../store/store.ts';
 
 const json = z.unknown().meta({ description: 'any JSON value' });
 const time = z.string().meta({ format: 'date-time' });
@@ -277,7 +278,7 @@ export const approvalSchema = z
     title: z.string(),
     details: json,
     assignee: z.string().nullable(),
-    status: z.enum(['pending', 'approved', 'rejected', 'expired']),
+    status: z.enum(APPROVAL_STATUSES),
     comment: z.string().nullable(),
     decidedBy: z.string().nullable(),
     decidedAt: nullableTime,
@@ -287,7 +288,7 @@ export const approvalSchema = z
   .meta({ id: 'Approval' });
 
 export const approvalsQuerySchema = z.strictObject({
-  status: z.array(z.enum(['pending', 'approved', 'rejected', 'expired'])).max(4).optional().meta({ description: 'pending, approved, rejected, expired' }),
+  status: z.array(z.enum(APPROVAL_STATUSES)).max(APPROVAL_STATUSES.length).optional().meta({ description: 'pending, approved, rejected, expired' }),
   jobId: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });

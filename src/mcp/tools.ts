@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseDuration } from '../cli/parse.ts';
 import { isFinished, type Job, type Json } from '../job.ts';
 import type { SubmitInput } from '../schema.ts';
+import { APPROVAL_STATUSES } from '../store/store.ts';
 import type { McpBackend } from './backend.ts';
 import { ArgumentError, errorMessage, ToolError } from './errors.ts';
 import { jobDetail, jobSummary, logLine } from './present.ts';
@@ -363,7 +364,7 @@ export const TOOLS: readonly Tool[] = [
       'Each request has an approval_id, a title, details, the job it gates and its status: pending, approved, rejected or expired.',
     schema: z.strictObject({
       status: z
-        .enum(['pending', 'approved', 'rejected', 'expired'], { error: 'must be pending, approved, rejected or expired' })
+        .enum(APPROVAL_STATUSES, { error: 'must be pending, approved, rejected or expired' })
         .optional()
         .describe('Only requests in this state (default: pending).'),
       job_id: jobId.optional().describe('Only the requests of this job.'),

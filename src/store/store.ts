@@ -264,7 +264,8 @@ export interface UserStore {
   revokeTokens(user: string, tokenId?: string): Promise<number>;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
+export const APPROVAL_STATUSES = ['pending', 'approved', 'rejected', 'expired'] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
 
 /** Which approvals to list, newest first. */
 export interface ApprovalFilter {
