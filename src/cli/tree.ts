@@ -39,6 +39,8 @@ export function registerTree(program: Command, ctx: Context): void {
           return dep ? statusText(ctx.out, dep.status) : ctx.out('dim', 'deleted');
         };
         const p = ctx.out;
+        // The tree's usage first: with none, no node needs asking for its own.
+        const rootUsage = await queue.limits.usage(root.job.id);
         const describe = async (job: Job): Promise<string> => {
           const parts = [p('bold', shortId(job.id)), job.agent + (job.type !== 'default' ? p('dim', `/${job.type}`) : ''), statusText(p, job.status)];
           if (job.status === 'running') parts.push(progressBar(p, job.progress));
@@ -48,8 +50,8 @@ export function registerTree(program: Command, ctx: Context): void {
             const deps = await Promise.all(job.dependsOn.map(async (d) => `${shortId(d)} ${await statusOf(d)}`));
             parts.push(p('dim', '⇠ needs ') + deps.join(', '));
           }
-          const used = (await queue.limits.usage(job.id)).job;
-          if (used.calls > 0) parts.push(p('dim', `${used.tokens.toLocaleString('en-US')} tok${used.costUsd ? ` $${used.costUsd.toFixed(4)}` : ''}`));
+          const used = rootUsage.tree.calls === 0 ? null : job.id === root.job.id ? rootUsage.job : (await queue.limits.usage(job.id)).job;
+          if (used && used.calls > 0) parts.push(p('dim', `${used.tokens.toLocaleString('en-US')} tok${used.costUsd ? ` $${used.costUsd.toFixed(4)}` : ''}`));
           if (job.status === 'failed' && job.error) parts.push(p('red', job.error.message));
           return parts.join('  ');
         };
@@ -65,7 +67,7 @@ export function registerTree(program: Command, ctx: Context): void {
           }
         };
         await draw(root, '');
-        const total = (await queue.limits.usage(root.job.id)).tree;
+        const total = rootUsage.tree;
         if (total.calls > 0) {
           line(out, p('dim', `tree usage: ${total.tokens.toLocaleString('en-US')} tokens (${total.inputTokens.toLocaleString('en-US')} in, ${total.outputTokens.toLocaleString('en-US')} out)${total.costUsd ? `, $${total.costUsd.toFixed(4)}` : ''}, ${total.calls} calls`));
         }

@@ -49,6 +49,7 @@ describe('agentq limits and usage', () => {
       assert.match(info.stdout, /Rate key\s+model:m/);
       const tree = await agentq(db, ['tree', job.id]);
       assert.match(tree.stdout, /helper.*15 tok/);
+      assert.match(tree.stdout.split('\n')[0], /lead.*300 tok \$0\.5000/, 'the root’s own usage');
       assert.match(tree.stdout, /tree usage: 315 tokens \(210 in, 105 out\), \$0\.5000, 3 calls/);
       const status = await agentq(db, ['status']);
       assert.match(status.stdout, /Usage[\s\S]*lead\s+2\s+200\s+100\s+\$0\.5000/);
