@@ -18,7 +18,7 @@
  * results. Step names are the handler's own and must not start with `$`.
  */
 import { monotonicFactory } from 'ulidx';
-import { AgentqError, ConflictError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
+import { AgentqError, ConflictError, LeaseLostError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
 import { compilePattern, type AgentqEvent } from './events.ts';
 import type { Job, Json, WaitCondition } from './job.ts';
 import type { Queue } from './queue.ts';
@@ -118,8 +118,6 @@ export interface DurableContext {
   approval(request: { title: string; details?: Json; assignee?: string; expiresIn?: number | string }): Promise<ApprovalGranted>;
 }
 
-export class LostLease extends Error {}
-
 export function durableContext(queue: Queue, job: Job, lease: Lease): DurableContext {
   const store = queue.store;
   let steps: Promise<Map<string, string>> | undefined;
@@ -127,7 +125,7 @@ export function durableContext(queue: Queue, job: Job, lease: Lease): DurableCon
   let events = 0;
   let approvals = 0;
   const save = async (name: string, value: string) => {
-    if (!(await store.saveStep(lease, name, value))) throw new LostLease(`job ${job.id} is no longer held by this worker`);
+    if (!(await store.saveStep(lease, name, value))) throw new LeaseLostError();
     (await loaded()).set(name, value);
   };
   return {

@@ -22,7 +22,7 @@ import type { SubmitInput } from './schema.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
 import type { Lease, Outcome, RateSlot } from './store/store.ts';
 import type { AgentqEvent, PublishInput } from './events.ts';
-import { durableContext, LostLease, Suspend, WaitWatcher, type DurableContext } from './durable.ts';
+import { durableContext, Suspend, WaitWatcher, type DurableContext } from './durable.ts';
 import { limitContext, rateKeysOf, RetryAfterError, type LimitContext } from './limits.ts';
 
 export interface JobContext extends DurableContext, LimitContext {
@@ -512,8 +512,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       } else if (thrown instanceof RetryAfterError && !abort.signal.aborted) {
         retryAfter = thrown;
         outcome = null;
-      } else if (thrown instanceof LostLease) {
-        error = new LeaseLostError();
+      } else if (thrown instanceof LeaseLostError) {
+        // A step found the lease gone (or the handler says so).
+        error = thrown;
         if (!abort.signal.aborted) abort.abort(error);
         outcome = null;
       } else {

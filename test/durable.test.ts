@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConflictError, ManualClock, NotFoundError, PayloadTooLargeError, Queue, type Job } from '../src/index.ts';
+import { ConflictError, LeaseLostError, ManualClock, NotFoundError, PayloadTooLargeError, Queue, type Job } from '../src/index.ts';
 import { forEachEngine, freshQueue, tempDir } from './helpers/engines.ts';
 import { readLedger, startWorkerProcess } from './helpers/processes.ts';
 import { deferred, waitFor } from './helpers/wait.ts';
@@ -182,6 +182,37 @@ forEachEngine((engine) => {
       assert.equal((await queue.approvals.get(of(c).id)).status, 'expired');
       assert.deepEqual(acted, ['prod'], 'only the approved job acted');
       await assert.rejects(queue.approvals.get('01NOPE'), NotFoundError);
+      await worker.stop();
+    });
+
+    it('drops a job whose step finds its lease gone: the step is not kept and the handler is aborted', async () => {
+      const { queue } = await freshQueue(engine);
+      const first = deferred();
+      const go = deferred();
+      let aborted: unknown;
+      const worker = await startWorker(queue, {
+        w: async (_job, ctx) => {
+          ctx.signal.addEventListener('abort', () => (aborted = ctx.signal.reason));
+          await ctx.step('one', () => 1);
+          first.resolve();
+          await go.promise;
+          await ctx.step('two', () => 2);
+          return 'never';
+        },
+      });
+      const dropped = deferred<unknown>();
+      worker.on('job:dropped', (_job, reason) => dropped.resolve(reason));
+      const job = await queue.submit({ agent: 'w' });
+      await first.promise;
+      // Taken back meanwhile, as after a lost lease: due again in an hour.
+      const lease = { id: job.id, workerId: worker.id, attempt: 1 };
+      const later = queue.store.now() + 3_600_000;
+      assert.deepEqual(await queue.store.finishJobs([{ kind: 'retry', lease, error: '{"message":"taken"}', runAt: later }]), [true]);
+      go.resolve();
+      assert.ok((await dropped.promise) instanceof LeaseLostError);
+      assert.ok(aborted instanceof LeaseLostError);
+      assert.deepEqual([...(await queue.store.getSteps(job.id)).keys()], ['one']);
+      assert.equal((await queue.get(job.id)).status, 'pending');
       await worker.stop();
     });
 
