@@ -41,3 +41,28 @@ export class ManualClock implements Clock {
     return () => this.#events.off('jump', listener);
   }
 }
+
+/**
+ * A sleep that a change hint cuts short: hand `wake` to whatever signals
+ * changes, and `sleep` returns after `ms`, on `wake`, or when `signal`
+ * aborts, whichever comes first. A hint while no sleep runs is not kept.
+ */
+export class Nap {
+  #wake: (() => void) | undefined;
+
+  readonly wake = (): void => this.#wake?.();
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

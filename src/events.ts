@@ -8,6 +8,7 @@
  * PostgreSQL) and poll slowly besides, so an idle subscriber costs next to
  * nothing and a new event reaches it within milliseconds.
  */
+import { Nap } from './clock.ts';
 import { ValidationError } from './errors.ts';
 import type { Json } from './job.ts';
 import { encodeJson } from './schema.ts';
@@ -223,8 +224,8 @@ export class Events {
     const limit = options.limit ?? 100;
     let after = options.after ?? (await this.#store.lastEventId());
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-    let wake: (() => void) | undefined;
-    const stop = this.#store.onChange(() => wake?.());
+    const nap = new Nap();
+    const stop = this.#store.onChange(nap.wake);
     try {
       for (;;) {
         const batch = await this.#read(after, limit, filter);
@@ -232,17 +233,7 @@ export class Events {
         after = batch.readTo;
         const left = deadline - Date.now();
         if (left <= 0 || options.signal?.aborted) return [];
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.min(left, 1000));
-          function done() {
-            clearTimeout(timer);
-            wake = undefined;
-            options.signal?.removeEventListener('abort', done);
-            resolve();
-          }
-          wake = done;
-          options.signal?.addEventListener('abort', done, { once: true });
-        });
+        await nap.sleep(Math.min(left, 1000), options.signal);
       }
     } finally {
       stop();

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { monotonicFactory } from 'ulidx';
 import type { Pool } from 'pg';
-import { systemClock, type Clock } from './clock.ts';
+import { Nap, systemClock, type Clock } from './clock.ts';
 import { openStore } from './connect.ts';
 import { AmbiguousIdError, ConflictError, NotFoundError, SchemaBehindError, ValidationError, WaitTimeoutError } from './errors.ts';
 import {
@@ -572,9 +572,8 @@ export class Queue {
     const id = await this.resolveId(idOrPrefix);
     const deadline = options.timeoutMs == null ? Infinity : Date.now() + options.timeoutMs;
     const pollMs = options.pollMs ?? 1000;
-    let wake: (() => void) | undefined;
-    const poke = () => wake?.();
-    const stop = this.store.onChange(poke);
+    const nap = new Nap();
+    const stop = this.store.onChange(nap.wake);
     try {
       for (;;) {
         const job = await this.store.getJob(id);
@@ -583,17 +582,7 @@ export class Queue {
         options.signal?.throwIfAborted();
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(id, job.status, options.timeoutMs ?? 0);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.min(pollMs, left));
-          function done() {
-            clearTimeout(timer);
-            wake = undefined;
-            options.signal?.removeEventListener('abort', done);
-            resolve();
-          }
-          wake = done;
-          options.signal?.addEventListener('abort', done);
-        });
+        await nap.sleep(Math.min(pollMs, left), options.signal);
       }
     } finally {
       stop();
