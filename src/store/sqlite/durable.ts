@@ -57,19 +57,19 @@ export class SqliteDurable {
   }
 
   saveStep(lease: Lease, name: string, value: string): boolean {
-    return this.#db.tx(() => {
-      if (!this.#db.get(`SELECT 1 FROM jobs WHERE id = ? AND ${FENCE}`, lease.id, lease.workerId, lease.attempt)) return false;
-      this.#db.run(
-        `INSERT INTO job_steps (job_id, name, value, attempt, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value, attempt = excluded.attempt, created_at = excluded.created_at`,
-        lease.id,
-        name,
-        value,
-        lease.attempt,
-        this.#db.now(),
-      );
-      return true;
-    });
+    // One statement: the step is written only if the job still runs under this lease.
+    const written = this.#db.run(
+      `INSERT INTO job_steps (job_id, name, value, attempt, created_at)
+       SELECT id, ?, ?, attempts, ? FROM jobs WHERE id = ? AND ${FENCE}
+       ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value, attempt = excluded.attempt, created_at = excluded.created_at`,
+      name,
+      value,
+      this.#db.now(),
+      lease.id,
+      lease.workerId,
+      lease.attempt,
+    );
+    return written > 0;
   }
 
   suspend(lease: Lease, waitFor: string, approval?: NewApproval): boolean {

@@ -162,19 +162,20 @@ export class SqliteLimits {
   }
 
   addUsage(lease: Lease, u: UsageRecord): boolean {
-    return this.#db.tx(() => {
-      if (!this.#db.get(`SELECT 1 FROM jobs WHERE id = ? AND ${FENCE}`, lease.id, lease.workerId, lease.attempt)) return false;
-      this.#db.run(
-        'INSERT INTO job_usage (job_id, model, input_tokens, output_tokens, cost_usd, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-        u.jobId,
-        u.model,
-        u.inputTokens,
-        u.outputTokens,
-        u.costUsd,
-        this.#db.now(),
-      );
-      return true;
-    });
+    // One statement: counted only if the job still runs under this lease.
+    const written = this.#db.run(
+      `INSERT INTO job_usage (job_id, model, input_tokens, output_tokens, cost_usd, created_at)
+       SELECT id, ?, ?, ?, ?, ? FROM jobs WHERE id = ? AND ${FENCE}`,
+      u.model,
+      u.inputTokens,
+      u.outputTokens,
+      u.costUsd,
+      this.#db.now(),
+      lease.id,
+      lease.workerId,
+      lease.attempt,
+    );
+    return written > 0;
   }
 
   jobUsage(jobId: string, tree: boolean): UsageTotals {
