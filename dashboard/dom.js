@@ -52,8 +52,9 @@ export function badge(status) {
   return h('span', { class: `badge s-${STATUSES.includes(status) ? status : 'other'}` }, status);
 }
 
+/** The first 12 characters of an id, as the CLI shows them and takes them back as a prefix. */
 export function shortId(id) {
-  return id ? id.slice(-8) : '';
+  return id ? id.slice(0, 12) : '';
 }
 
 export function jobLink(id, text) {

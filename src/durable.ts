@@ -17,7 +17,7 @@
  * in the same order each run — as it does when it makes them from its steps'
  * results. Step names are the handler's own and must not start with `$`.
  */
-import { monotonicFactory } from 'ulidx';
+import { idFactory } from './ids.ts';
 import { AgentqError, ConflictError, LeaseLostError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
 import { compilePattern, type AgentqEvent } from './events.ts';
 import type { Job, Json, WaitCondition } from './job.ts';
@@ -25,7 +25,7 @@ import type { Queue } from './queue.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
 import { APPROVAL_STATUSES, type ApprovalRecord, type ApprovalStatus, type Lease, type NewApproval } from './store/store.ts';
 
-const newId = monotonicFactory();
+const newId = idFactory();
 
 /** Thrown inside the handler to park the job; the worker turns it into a `waiting` job. */
 export class Suspend {

@@ -3,7 +3,7 @@
  * layer over a Store; the worker (worker.ts) runs what it holds.
  */
 import { EventEmitter } from 'node:events';
-import { monotonicFactory } from 'ulidx';
+import { idFactory } from './ids.ts';
 import type { Pool } from 'pg';
 import { Nap, systemClock, type Clock } from './clock.ts';
 import { openStore } from './connect.ts';
@@ -123,7 +123,7 @@ interface LocalEvents {
 }
 
 const DEFAULT_PAYLOAD_LIMIT = 1024 * 1024;
-const newId = monotonicFactory();
+const newId = idFactory();
 
 function list<T extends string>(value: T | readonly T[] | undefined): readonly T[] | undefined {
   if (value === undefined) return undefined;

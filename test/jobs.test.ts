@@ -147,6 +147,25 @@ forEachEngine((engine) => {
       await assert.rejects(queue.get('ZZZZ'), NotFoundError);
     });
 
+    it('tells the jobs of one batch apart by the first 12 characters of their ids, which find them', async () => {
+      const { queue } = await freshQueue(engine);
+      const jobs = await queue.submitMany(Array.from({ length: 1500 }, (_, i) => ({ agent: 'a', payload: i })));
+      const short = jobs.map((j) => j.id.slice(0, 12));
+      assert.equal(new Set(short).size, jobs.length, 'no two jobs of the batch share a short id');
+      assert.deepEqual(
+        jobs.map((j) => j.id),
+        jobs.map((j) => j.id).toSorted(),
+        'ids sort in submission order',
+      );
+      for (const i of [0, 1, 511, 1499]) assert.equal((await queue.get(short[i])).payload, i);
+      const page = await queue.list({ order: 'asc', limit: 1000 });
+      assert.deepEqual(
+        page.jobs.map((j) => j.payload),
+        Array.from({ length: 1000 }, (_, i) => i),
+        'oldest first is submission order',
+      );
+    });
+
     it('lists with filters, status aliases and keyset pages', async () => {
       const { queue } = await freshQueue(engine);
       const submitted: Job[] = [];

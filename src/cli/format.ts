@@ -1,12 +1,12 @@
 /** Turning jobs into text for people: tables, relative times, durations, progress bars. */
 import { stripVTControlCharacters } from 'node:util';
 import type { Job, JobStatus, LogLevel } from '../job.ts';
+import { SHORT_ID_LENGTH } from '../ids.ts';
 import type { Painter, Style } from './io.ts';
 
-export const SHORT_ID = 12;
-
+/** The first characters of an id: enough to tell apart the ids one process made, and a prefix every command takes. */
 export function shortId(id: string): string {
-  return id.slice(0, SHORT_ID);
+  return id.slice(0, SHORT_ID_LENGTH);
 }
 
 const STATUS_STYLE: Record<JobStatus, Style> = {
