@@ -245,6 +245,21 @@ forEachEngine((engine) => {
       assert.equal((await queue.get(a.id)).status, 'pending', "Alice's job untouched");
     });
 
+    it('shows a user, of what each worker runs, only their own jobs, however many they run', async () => {
+      const { queue, call, alice, bob } = await setup(engine);
+      await queue.store.registerWorker({ id: 'w1', name: 'w1', host: 'h', pid: 1, agents: ['w'], types: null, concurrency: 2000 });
+      const hers = await queue.submitMany(Array.from({ length: 1001 }, () => ({ agent: 'w', owner: 'alice' })));
+      const his = await queue.submit({ agent: 'w', owner: 'bob' });
+      const claimed = await queue.store.claimJobs({ workerId: 'w1', agents: ['w'], limit: 2000, leaseMs: 60_000 });
+      assert.equal(claimed.length, 1002);
+      const running = async (token?: string) =>
+        ((await call('GET', '/api/v1/workers', { token })).body.workers as Array<{ id: string; running: string[] }>)
+          .find((w) => w.id === 'w1')!.running.toSorted();
+      assert.deepEqual(await running(alice), hers.map((j) => j.id).toSorted(), 'all 1,001 of hers, none of his');
+      assert.deepEqual(await running(bob), [his.id]);
+      assert.equal((await running()).length, 1002, 'the admin sees every job');
+    });
+
     it('finds a user’s job by a prefix that many others’ jobs share, and calls it ambiguous only among their own', async () => {
       const { queue, call, alice } = await setup(engine);
       const others = await queue.submitMany(Array.from({ length: 60 }, () => ({ agent: 'w', owner: 'bob' })));

@@ -539,7 +539,8 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
       const workers = await queue.workers();
       if (isAdmin(principal)) return c.json({ workers });
       // Which jobs a worker holds is the owners' business.
-      const mine = new Set((await queue.list({ owner: principal!.user, status: 'running', limit: 1000 })).jobs.map((j) => j.id));
+      const states = await queue.store.jobStates([...new Set(workers.flatMap((w) => w.running))]);
+      const mine = new Set(states.filter((s) => s.owner === principal!.user).map((s) => s.id));
       return c.json({ workers: workers.map((w) => ({ ...w, running: w.running.filter((id) => mine.has(id)) })) });
     },
   );

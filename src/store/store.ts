@@ -37,6 +37,7 @@ export interface JobState {
   status: JobStatus;
   workerId: string | null;
   attempt: number;
+  owner: string | null;
 }
 
 export interface InsertedJob {

@@ -1181,11 +1181,11 @@ export class PostgresStore implements Store, ScheduleStore {
 
   async jobStates(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
-    const rows = await this.#one<{ id: string; status: JobStatus; worker_id: string | null; attempts: number }>(
-      `SELECT id, status, worker_id, attempts FROM ${this.#t.jobs} WHERE id = ANY($1::text[])`,
+    const rows = await this.#one<{ id: string; status: JobStatus; worker_id: string | null; attempts: number; owner: string | null }>(
+      `SELECT id, status, worker_id, attempts, owner FROM ${this.#t.jobs} WHERE id = ANY($1::text[])`,
       [ids],
     );
-    return rows.map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts) }));
+    return rows.map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts), owner: r.owner }));
   }
 
   // ---- user actions ---------------------------------------------------------------------------

@@ -706,10 +706,10 @@ export class SqliteStore implements Store {
 
   async jobStates(ids: readonly string[]): Promise<JobState[]> {
     if (ids.length === 0) return [];
-    return this.#all<{ id: string; status: JobStatus; worker_id: string | null; attempts: number }>(
-      `SELECT id, status, worker_id, attempts FROM jobs WHERE id IN (${ids.map(() => '?').join(',')})`,
+    return this.#all<{ id: string; status: JobStatus; worker_id: string | null; attempts: number; owner: string | null }>(
+      `SELECT id, status, worker_id, attempts, owner FROM jobs WHERE id IN (${ids.map(() => '?').join(',')})`,
       ...ids,
-    ).map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts) }));
+    ).map((r) => ({ id: r.id, status: r.status, workerId: r.worker_id, attempt: Number(r.attempts), owner: r.owner }));
   }
 
   async cancelJob(id: string, error: string, options: { descendants?: boolean } = {}): Promise<CancelResult | null> {
