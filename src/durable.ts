@@ -17,6 +17,7 @@
  * in the same order each run — as it does when it makes them from its steps'
  * results. Step names are the handler's own and must not start with `$`.
  */
+import { durationFromText } from './duration.ts';
 import { idFactory } from './ids.ts';
 import { AgentqError, ConflictError, LeaseLostError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
 import { compilePattern, type AgentqEvent } from './events.ts';
@@ -48,12 +49,12 @@ export class WaitFailedError extends NonRetryableError {
   }
 }
 
-/** Milliseconds from a number of ms or `500ms`, `30s`, `10m`, `2h`, `1d`. */
+/** Milliseconds from a number of ms or `500ms`, `30s`, `10m`, `2h`, `1d`, `1h30m`. */
 export function durationMs(field: string, value: unknown): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value);
-  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value) : null;
-  if (!m) throw new ValidationError(field, 'must be milliseconds or a duration such as 30s, 10m, 2h, 1d');
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms']);
+  const ms = typeof value === 'string' ? durationFromText(value) : null;
+  if (ms === null) throw new ValidationError(field, 'must be milliseconds or a duration such as 30s, 10m, 2h, 1d');
+  return ms;
 }
 
 export interface Approval {

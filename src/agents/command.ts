@@ -43,6 +43,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
+import { durationFromText } from '../duration.ts';
 import { JobCancelledError, NonRetryableError, ValidationError, type ErrorDetails } from '../errors.ts';
 import { LOG_LEVELS, type Job, type Json, type LogLevel } from '../job.ts';
 import type { Queue } from '../queue.ts';
@@ -161,22 +162,12 @@ export class CommandOutputError extends Error {
 
 // ---- durations and sizes ---------------------------------------------------------------------
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2 };
 
 /** Milliseconds: a number is milliseconds; a string is `500ms`, `30s`, `10m`, `1h`, `1h30m`. */
 function parseDuration(value: number | string): number | null {
   if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : null;
-  const text = value.trim().toLowerCase();
-  const part = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)/y;
-  let total = 0;
-  let at = 0;
-  let m: RegExpExecArray | null;
-  while ((m = part.exec(text)) !== null) {
-    total += Number(m[1]) * DURATION_UNITS[m[2]];
-    at = part.lastIndex;
-  }
-  return text !== '' && at === text.length ? Math.round(total) : null;
+  return durationFromText(value);
 }
 
 /** Bytes: a number is bytes; a string is `64KB`, `1MB` (binary units). */

@@ -2,6 +2,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import type { Job, JobStatus, LogLevel } from '../job.ts';
 import { SHORT_ID_LENGTH } from '../ids.ts';
+import type { UsageTotals } from '../store/store.ts';
 import type { Painter, Style } from './io.ts';
 
 /** The first characters of an id: enough to tell apart the ids one process made, and a prefix every command takes. */
@@ -102,6 +103,15 @@ export function table(paint: Painter, columns: readonly Column[], rows: readonly
       .join('  ')
       .trimEnd();
   return [paint('bold', render(columns.map((c) => c.header))), ...rows.map(render)];
+}
+
+/** Usage per agent or owner as a table: calls, tokens in and out, cost. */
+export function usageTable(paint: Painter, group: string, rows: ReadonlyArray<UsageTotals & { name: string | null }>): string[] {
+  return table(
+    paint,
+    [{ header: group.toUpperCase() }, { header: 'CALLS', align: 'right' }, { header: 'TOKENS IN', align: 'right' }, { header: 'TOKENS OUT', align: 'right' }, { header: 'COST', align: 'right' }],
+    rows.map((u) => [u.name ?? paint('dim', '(none)'), String(u.calls), u.inputTokens.toLocaleString('en-US'), u.outputTokens.toLocaleString('en-US'), `$${u.costUsd.toFixed(4)}`]),
+  );
 }
 
 /** `key  value` lines with the keys aligned. */

@@ -1,7 +1,7 @@
 /** `agentq limits list | set | remove`: rate limits across every worker, and usage per agent or owner. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { action, jsonOption, setup, withApi, type Context, type DbOptions } from './context.ts';
-import { formatDuration, relativeTime, table } from './format.ts';
+import { formatDuration, relativeTime, table, usageTable } from './format.ts';
 import { line, printJson } from './io.ts';
 import { parseDuration, parseInteger } from './parse.ts';
 
@@ -104,13 +104,7 @@ export function registerLimits(program: Command, ctx: Context): void {
           line(ctx.io.stdout, 'No usage recorded yet (handlers record it with ctx.usage).');
           return 0;
         }
-        for (const l of table(
-          ctx.out,
-          [{ header: (opts.by ?? 'agent').toUpperCase() }, { header: 'CALLS', align: 'right' }, { header: 'TOKENS IN', align: 'right' }, { header: 'TOKENS OUT', align: 'right' }, { header: 'COST', align: 'right' }],
-          rows.map((u) => [u.name ?? ctx.out('dim', '(none)'), String(u.calls), u.inputTokens.toLocaleString('en-US'), u.outputTokens.toLocaleString('en-US'), `$${u.costUsd.toFixed(4)}`]),
-        )) {
-          line(ctx.io.stdout, l);
-        }
+        for (const l of usageTable(ctx.out, opts.by ?? 'agent', rows)) line(ctx.io.stdout, l);
         return 0;
       });
     }),

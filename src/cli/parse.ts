@@ -4,37 +4,18 @@
  * error that names the option.
  */
 import { InvalidArgumentError } from 'commander';
-
-const UNITS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  sec: 1000,
-  m: 60_000,
-  min: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
+import { durationFromText } from '../duration.ts';
 
 /**
  * Milliseconds in a duration: `500ms`, `30s`, `5m`, `1h`, `2d`, `1w`, or
  * several together (`1h30m`). A bare number is seconds.
  */
 export function parseDuration(text: string): number {
-  const value = text.trim().toLowerCase();
+  const value = text.trim();
   if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
-  const part = /(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)/gy;
-  let total = 0;
-  let matched = 0;
-  let m: RegExpExecArray | null;
-  while ((m = part.exec(value)) !== null) {
-    total += Number(m[1]) * UNITS[m[2]];
-    matched = part.lastIndex;
-  }
-  if (value === '' || matched !== value.length) {
-    throw new InvalidArgumentError('expected a duration like 500ms, 30s, 5m, 1h or 2d');
-  }
-  return Math.round(total);
+  const ms = durationFromText(value);
+  if (ms === null) throw new InvalidArgumentError('expected a duration like 500ms, 30s, 5m, 1h or 2d');
+  return ms;
 }
 
 export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER): (text: string) => number {

@@ -5,7 +5,7 @@ import { STATUSES, type JobStatus } from '../job.ts';
 import type { Queue, Stats } from '../queue.ts';
 import type { WorkerInfo } from '../store/store.ts';
 import { action, databaseLocation, dbFlag, setup, withApi, type Context, type DbOptions } from './context.ts';
-import { relativeTime, statusText, table } from './format.ts';
+import { relativeTime, statusText, table, usageTable } from './format.ts';
 import { line, printJson } from './io.ts';
 
 interface StatusOptions extends DbOptions {
@@ -93,13 +93,7 @@ export function registerStatus(program: Command, ctx: Context): void {
         if (usage.length > 0) {
           line(ctx.io.stdout);
           line(ctx.io.stdout, ctx.out('bold', 'Usage'));
-          for (const l of table(
-            ctx.out,
-            [{ header: 'AGENT' }, { header: 'CALLS', align: 'right' }, { header: 'TOKENS IN', align: 'right' }, { header: 'TOKENS OUT', align: 'right' }, { header: 'COST', align: 'right' }],
-            usage.map((u) => [u.name ?? '', String(u.calls), u.inputTokens.toLocaleString('en-US'), u.outputTokens.toLocaleString('en-US'), `$${u.costUsd.toFixed(4)}`]),
-          )) {
-            line(ctx.io.stdout, l);
-          }
+          for (const l of usageTable(ctx.out, 'agent', usage)) line(ctx.io.stdout, l);
         }
         return 0;
       });
