@@ -260,6 +260,21 @@ forEachEngine((engine) => {
       await fields.locator('dd', { hasText: 'model:m' }).waitFor();
     });
 
+    it('shows a job’s tree by the same 12-character short ids the CLI takes, one per job of a batch', async () => {
+      const { queue, server, signedIn } = await setup(engine);
+      const parent = await queue.submit({ agent: 'plan', owner: 'root' });
+      const children = await queue.submitMany(Array.from({ length: 3 }, () => ({ agent: 'step', owner: 'root', parentId: parent.id })));
+      const page = await signedIn();
+      await page.goto(`${server.url}/#/jobs/${parent.id}`);
+      const tree = page.locator('div.tree');
+      await tree.locator('strong.mono', { hasText: parent.id.slice(0, 12) }).waitFor();
+      for (const child of children) {
+        const link = tree.locator(`a[href="#/jobs/${child.id}"]`);
+        assert.equal(await link.textContent(), child.id.slice(0, 12));
+        assert.equal((await queue.get((await link.textContent())!)).id, child.id, 'the short id finds its job');
+      }
+    });
+
     it('shows pending approvals in an inbox, and approves and rejects them from it', async () => {
       const { queue, server, signedIn, worker } = await setup(engine);
       await worker({

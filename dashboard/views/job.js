@@ -1,7 +1,7 @@
 // One job: what it was asked, how far it got, its logs, result or error,
 // its attempts over time, what it delegated and depends on; cancel and retry.
 import { api, ApiError } from '../api.js';
-import { badge, duration, fill, FINISHED, h, jobLink, json, throttle, when } from '../dom.js';
+import { badge, duration, fill, FINISHED, h, jobLink, json, shortId, throttle, when } from '../dom.js';
 import { listen } from '../live.js';
 
 export function job(root, { args }) {
@@ -158,7 +158,7 @@ export function job(root, { args }) {
     h(
       'li',
       null,
-      node.job.id === id ? h('strong', { class: 'mono' }, node.job.id.slice(-8)) : jobLink(node.job.id),
+      node.job.id === id ? h('strong', { class: 'mono' }, shortId(node.job.id)) : jobLink(node.job.id),
       ' ',
       badge(node.job.status),
       ' ',
