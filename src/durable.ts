@@ -19,7 +19,7 @@
  */
 import { durationFromText } from './duration.ts';
 import { idFactory } from './ids.ts';
-import { AgentqError, ConflictError, LeaseLostError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
+import { AmbiguousIdError, ConflictError, LeaseLostError, NotFoundError, NonRetryableError, ValidationError } from './errors.ts';
 import { compilePattern, type AgentqEvent } from './events.ts';
 import type { Job, Json, WaitCondition } from './job.ts';
 import type { Queue } from './queue.ts';
@@ -277,15 +277,18 @@ export class WaitWatcher {
       if (this.#stopped) return;
       const cond = JSON.parse(w.waitFor) as WaitCondition;
       if (cond.kind === 'event') {
-        let from = Math.max(cond.after, this.#readTo.get(w.waitFor) ?? 0);
+        // Per job: two jobs may wait for the same text, but each reads only its owner's events.
+        const cursor = `${w.id}\u0000${w.waitFor}`;
+        let from = Math.max(cond.after, this.#readTo.get(cursor) ?? 0);
         let event: AgentqEvent | undefined;
         while (from < last && !event) {
-          const page = await this.#queue.events.list({ pattern: cond.pattern, target: cond.target ?? undefined, owner: w.owner ?? undefined, after: from, limit: 500 });
-          event = page.find((e) => matches(e, cond.match));
-          // A page that is not full has read every matching event up to `last`.
-          from = page.length === 500 ? page[page.length - 1].id : last;
+          const page = await this.#queue.events.page({ pattern: cond.pattern, target: cond.target ?? undefined, owner: w.owner ?? undefined, after: from, limit: 500 });
+          event = page.events.find((e) => matches(e, cond.match));
+          // A page that is not full has read every event up to `last`; a full one up to its last row,
+          // whether or not that row matched the pattern.
+          from = page.full ? page.readTo : Math.max(page.readTo, last);
         }
-        readTo.set(w.waitFor, from);
+        readTo.set(cursor, from);
         if (event) {
           await this.#queue.store.resumeWait(w.id, w.waitFor, { name: cond.key, value: JSON.stringify(event) });
           continue;
@@ -331,22 +334,27 @@ export class Approvals {
     ).map(toApproval);
   }
 
-  /** One approval by id or unambiguous prefix. */
-  async get(idOrPrefix: string): Promise<Approval> {
-    return toApproval(await this.#find(idOrPrefix));
+  /**
+   * One approval by id or unambiguous prefix. With `visibleTo`, only the
+   * approvals of that user's jobs or assigned to them count: another's is
+   * not found, and does not make a prefix ambiguous.
+   */
+  async get(idOrPrefix: string, options: { visibleTo?: string } = {}): Promise<Approval> {
+    return toApproval(await this.#find(idOrPrefix, options.visibleTo));
   }
 
-  async #find(idOrPrefix: string): Promise<ApprovalRecord> {
+  async #find(idOrPrefix: string, visibleTo?: string): Promise<ApprovalRecord> {
     const text = String(idOrPrefix ?? '').trim().toUpperCase();
     if (text === '' || /[^0-9A-Z]/.test(text)) throw new NotFoundError('approval', String(idOrPrefix));
     const exact = await this.#queue.store.getApproval(text);
-    if (exact) return exact;
-    const candidates = await this.#queue.store.listApprovals({ idPrefix: text, limit: 10 });
+    if (exact) {
+      if (visibleTo === undefined || exact.owner === visibleTo || exact.assignee === visibleTo) return exact;
+      throw new NotFoundError('approval', text);
+    }
+    const candidates = await this.#queue.store.listApprovals({ idPrefix: text, visibleTo, limit: 6 });
     if (candidates.length === 1) return candidates[0];
     if (candidates.length === 0) throw new NotFoundError('approval', text);
-    throw new AgentqError('ambiguous_id', 400, `approval id prefix ${text} matches ${candidates.length < 10 ? candidates.length : '10 or more'} approvals; give more characters`, {
-      matches: candidates.slice(0, 10).map((a) => a.id),
-    });
+    throw new AmbiguousIdError(text, candidates.map((a) => a.id), 'approvals');
   }
 
   /** Approves: the job resumes, and its `ctx.approval()` returns who approved and why. */

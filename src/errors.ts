@@ -61,11 +61,11 @@ export class NotFoundError extends AgentqError {
   }
 }
 
-/** A job id prefix that matches more than one job. */
+/** An id prefix that matches more than one job (or approval). */
 export class AmbiguousIdError extends AgentqError {
-  constructor(prefix: string, matches: string[]) {
+  constructor(prefix: string, matches: string[], what: 'jobs' | 'approvals' = 'jobs') {
     const count = matches.length > 5 ? 'more than 5' : String(matches.length);
-    super('ambiguous_id', 400, `id prefix ${prefix} matches ${count} jobs (${matches.slice(0, 5).join(', ')}); give more characters`, {
+    super('ambiguous_id', 400, `id prefix ${prefix} matches ${count} ${what} (${matches.slice(0, 5).join(', ')}); give more characters`, {
       field: 'id',
       matches,
     });

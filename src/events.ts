@@ -142,11 +142,20 @@ export class Events {
 
   /** Events after an id, oldest first, at most `limit`. */
   async list(options: ReadOptions & { after?: number; limit?: number } = {}): Promise<AgentqEvent[]> {
+    return (await this.page(options)).events;
+  }
+
+  /**
+   * A page of `list`, and where reading got to: `readTo`, the id of the last
+   * event looked at (a page of `limit` stored events may hold fewer that
+   * match), and `full`, whether more may follow it.
+   */
+  async page(options: ReadOptions & { after?: number; limit?: number } = {}): Promise<{ events: AgentqEvent[]; readTo: number; full: boolean }> {
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ValidationError('limit', 'must be an integer from 1 to 10000');
     const after = options.after ?? 0;
     if (!Number.isInteger(after) || after < 0) throw new ValidationError('after', 'must be a non-negative integer event id');
-    return (await this.#read(after, limit, this.#filter(options))).events;
+    return this.#read(after, limit, this.#filter(options));
   }
 
   /** The id of the newest event (0 when there is none): subscribe after it to get only new ones. */

@@ -130,6 +130,19 @@ forEachEngine((engine) => {
       await worker.stop();
     });
 
+    it('a wait reads past a whole page of events that only look like its pattern to the database', async () => {
+      const { queue } = await freshQueue(engine);
+      const worker = await startWorker(queue, { pay: async (job, ctx) => (await ctx.waitForEvent('payment.received')).payload });
+      const job = await queue.submit({ agent: 'pay' });
+      await status(queue, job.id, 'waiting');
+      // One transaction, so one look sees them all: 600 events whose type differs only in case
+      // (SQLite's LIKE lets them through, the exact match does not), then the one it waits for.
+      const lookalike = { type: 'PAYMENT.RECEIVED', source: 'test', target: null, jobId: null, owner: null, payload: '"no"' };
+      await queue.store.appendEvents([...Array.from({ length: 600 }, () => lookalike), { ...lookalike, type: 'payment.received', payload: '"yes"' }]);
+      assert.equal((await status(queue, job.id, 'completed')).result, 'yes');
+      await worker.stop();
+    });
+
     it('gates a job on an approval: approve resumes it with who and why; reject and expiry fail it; each decided once', async () => {
       const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
       const { queue } = await freshQueue(engine, { clock });

@@ -7,6 +7,7 @@ import { AgentqClient, ForbiddenError, UnauthorizedError } from '../src/client.t
 import { ConflictError, NotFoundError, Queue, startHttpServer, ValidationError, Worker, type HttpServer } from '../src/index.ts';
 import { forEachEngine, freshQueue, type Engine } from './helpers/engines.ts';
 import { waitFor } from './helpers/wait.ts';
+import { startWorker } from './helpers/workers.ts';
 
 interface Setup {
   queue: Queue;
@@ -258,6 +259,29 @@ forEachEngine((engine) => {
       assert.deepEqual(await running(alice), hers.map((j) => j.id).toSorted(), 'all 1,001 of hers, none of his');
       assert.deepEqual(await running(bob), [his.id]);
       assert.equal((await running()).length, 1002, 'the admin sees every job');
+    });
+
+    it('finds a user’s approval by a prefix that another’s shares, and not the other’s', async () => {
+      const { queue, call, alice, bob } = await setup(engine);
+      const worker = await startWorker(queue, { gate: async (_job, ctx) => (await ctx.approval({ title: 'ok?' })).by });
+      const jobs = await Promise.all(['bob', 'alice'].map((owner) => queue.submit({ agent: 'gate', owner })));
+      const approvals = await waitFor(async () => {
+        const list = await queue.approvals.list({ status: 'pending' });
+        return list.length === 2 ? list : null;
+      });
+      const [his, hers] = jobs.map((j) => approvals.find((a) => a.jobId === j.id)!);
+      let shared = hers.id;
+      while (!his.id.startsWith(shared)) shared = shared.slice(0, -1);
+      assert.ok(shared.length > 0);
+      const found = await call('GET', `/api/v1/approvals/${shared}`, { token: alice });
+      assert.equal(found.status, 200, JSON.stringify(found.body));
+      assert.equal(found.body.id, hers.id);
+      const other = await call('GET', `/api/v1/approvals/${his.id}`, { token: alice });
+      assert.equal(other.status, 404);
+      assert.equal((await call('GET', `/api/v1/approvals/${shared}`, { token: bob })).body.id, his.id);
+      const ambiguous = await call('GET', `/api/v1/approvals/${shared}`);
+      assert.equal(ambiguous.body.error.code, 'ambiguous_id', 'for the admin, both count');
+      await worker.stop();
     });
 
     it('finds a user’s job by a prefix that many others’ jobs share, and calls it ambiguous only among their own', async () => {

@@ -799,11 +799,7 @@ export function createApi(queue: Queue, options: ApiOptions = {}): Api {
   // ---- approvals -----------------------------------------------------------------------------
 
   /** An approval the caller may see and decide: of their job, assigned to them, or any for an admin. */
-  const visibleApproval = async (p: Principal | null, id: string) => {
-    const approval = await queue.approvals.get(id);
-    if (!isAdmin(p) && approval.owner !== p!.user && approval.assignee !== p!.user) throw new NotFoundError('approval', id);
-    return approval;
-  };
+  const visibleApproval = (p: Principal | null, id: string) => queue.approvals.get(id, isAdmin(p) ? {} : { visibleTo: p!.user });
   routes.add(
     {
       method: 'get',
