@@ -392,19 +392,11 @@ export class Queue {
       if (owner === undefined || exact.owner === owner) return exact;
       throw new NotFoundError('job', text);
     }
-    const upper = text.toUpperCase();
-    if (owner !== undefined) {
-      const own = await this.store.listJobs({ idPrefix: upper, owner: [owner], order: 'asc', limit: 6 });
-      if (own.length === 1) return own[0];
-      if (own.length === 0) throw new NotFoundError('job', text);
-      throw new AmbiguousIdError(text, own.map((j) => j.id));
-    }
-    const matches = await this.store.findJobIds(upper, 6);
+    // A range on the primary key: a prefix costs an index seek, and the one match is read with it.
+    const matches = await this.store.listJobs({ idPrefix: text.toUpperCase(), owner: owner === undefined ? undefined : [owner], order: 'asc', limit: 6 });
+    if (matches.length === 1) return matches[0];
     if (matches.length === 0) throw new NotFoundError('job', text);
-    if (matches.length > 1) throw new AmbiguousIdError(text, matches);
-    const job = await this.store.getJob(matches[0]);
-    if (!job) throw new NotFoundError('job', text);
-    return job;
+    throw new AmbiguousIdError(text, matches.map((j) => j.id));
   }
 
   /** A page of jobs, newest first, with a keyset cursor for the next page. */

@@ -424,8 +424,6 @@ export interface Store extends ScheduleStore, UserStore, DurableStore, LimitStor
    */
   insertJobs(jobs: readonly NewJob[]): Promise<InsertedJob[]>;
   getJob(id: string): Promise<Job | null>;
-  /** Ids that start with `prefix`, at most `limit`. */
-  findJobIds(prefix: string, limit: number): Promise<string[]>;
   listJobs(filter: JobFilter): Promise<Job[]>;
   /** Jobs of the given parent (delegation children). */
   listChildren(parentId: string): Promise<Job[]>;

@@ -723,15 +723,6 @@ export class PostgresStore implements Store, ScheduleStore {
     return row ? rowToJob(row, this.now()) : null;
   }
 
-  async findJobIds(prefix: string, limit: number): Promise<string[]> {
-    // A range on the primary key (bytewise collation), so a prefix costs an index seek.
-    const rows = await this.#one<{ id: string }>(
-      `SELECT id FROM ${this.#t.jobs} WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3`,
-      [prefix.replace(/\u0000/g, ''), prefix.replace(/\u0000/g, '') + '\uffff', limit],
-    );
-    return rows.map((r) => r.id);
-  }
-
   async listJobs(filter: JobFilter): Promise<Job[]> {
     const where: string[] = [];
     const params: unknown[] = [];

@@ -280,18 +280,22 @@ export class SqliteStore implements Store {
     return this.migrateSync();
   }
 
-  async schemaVersion(): Promise<{ current: number; latest: number }> {
+  /** The last migration applied; 0 for a database agentq has never migrated. */
+  #version(): number {
     const table = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agentq_migrations'`).get();
-    const row = table ? (this.#db.prepare('SELECT max(version) AS v FROM agentq_migrations').get() as { v: number | null }) : null;
-    return { current: row?.v ?? 0, latest: migrations.at(-1)!.version };
+    if (!table) return 0;
+    return (this.#db.prepare('SELECT max(version) AS v FROM agentq_migrations').get() as { v: number | null }).v ?? 0;
+  }
+
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    return { current: this.#version(), latest: migrations.at(-1)!.version };
   }
 
   migrateSync(): number {
     this.#db.exec(`CREATE TABLE IF NOT EXISTS agentq_migrations (
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
     return this.#tx(() => {
-      const row = this.#db.prepare('SELECT max(version) AS v FROM agentq_migrations').get() as { v: number | null };
-      let version = row.v ?? 0;
+      let version = this.#version();
       for (const m of migrations) {
         if (m.version <= version) continue;
         this.#db.exec(m.sql);
@@ -384,17 +388,6 @@ export class SqliteStore implements Store {
   async getJob(id: string): Promise<Job | null> {
     const row = this.#get<JobRow>('SELECT * FROM jobs WHERE id = ?', id);
     return row ? rowToJob(row, this.now()) : null;
-  }
-
-  async findJobIds(prefix: string, limit: number): Promise<string[]> {
-    // A range on the primary key, so a prefix costs an index seek, not a scan.
-    const rows = this.#all<{ id: string }>(
-      `SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`,
-      prefix,
-      prefix + '\uffff',
-      limit,
-    );
-    return rows.map((r) => r.id);
   }
 
   async listJobs(filter: JobFilter): Promise<Job[]> {
