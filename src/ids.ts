@@ -14,20 +14,12 @@
  * random (70 bits), so ids from different processes do not collide.
  */
 import { randomFillSync } from 'node:crypto';
+import { encodeTime } from 'ulidx';
 
 const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /** Characters of an id that the CLI and the dashboard show. */
 export const SHORT_ID_LENGTH = 12;
-
-function encodeTime(ms: number): string {
-  let out = '';
-  for (let i = 0; i < 10; i++) {
-    out = B32[ms % 32] + out;
-    ms = Math.floor(ms / 32);
-  }
-  return out;
-}
 
 export function idFactory(now: () => number = Date.now): () => string {
   const random = Buffer.alloc(4096);
@@ -44,7 +36,7 @@ export function idFactory(now: () => number = Date.now): () => string {
   let counter = 0;
   const start = (ms: number) => {
     last = ms;
-    time = encodeTime(ms);
+    time = encodeTime(ms, 10);
     counter = ((byte() << 8) | byte()) & 511;
   };
   return () => {

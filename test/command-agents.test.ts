@@ -15,10 +15,10 @@ import {
   parseAgentsFile,
   Queue,
   Worker,
-  type Job,
 } from '../src/index.ts';
 import { engines, freshQueue, tempDir } from './helpers/engines.ts';
 import { waitFor } from './helpers/wait.ts';
+import { finished } from './helpers/workers.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/agents/', import.meta.url));
 const NODE = JSON.stringify(process.execPath);
@@ -67,16 +67,6 @@ async function setup(yaml: string, options: { concurrency?: number } = {}): Prom
   const { after } = await import('node:test');
   after(() => worker.stop({ graceMs: 0 }));
   return { queue, worker, dir };
-}
-
-async function finished(queue: Queue, id: string, timeoutMs = 10_000): Promise<Job> {
-  return waitFor(
-    async () => {
-      const job = await queue.get(id);
-      return ['completed', 'failed', 'cancelled'].includes(job.status) ? job : null;
-    },
-    { timeoutMs, what: `job ${id} to finish` },
-  );
 }
 
 const HOSTILE = `it's "quoted"; rm -rf / $(touch PWNED) \`touch PWNED2\` | cat & echo {payload.x} \\n\nsecond line\ttab $HOME`;

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../cli/parse.ts';
-import { isFinished, type Job, type Json } from '../job.ts';
+import { FINISHED_STATUSES, isFinished, type Job, type Json } from '../job.ts';
 import type { SubmitInput } from '../schema.ts';
 import { APPROVAL_STATUSES } from '../store/store.ts';
 import type { McpBackend } from './backend.ts';
@@ -73,8 +73,7 @@ const jobId = text(200).describe(
 const STATUS_WORDS =
   'blocked (waiting for its depends_on jobs), pending (queued, waiting for a worker), running, waiting (paused until jobs it delegated finish), completed, failed, cancelled';
 
-const FINISHED = ['completed', 'failed', 'cancelled'] as const;
-const finishedStatus = z.enum(FINISHED, { error: 'must be completed, failed or cancelled' });
+const finishedStatus = z.enum(FINISHED_STATUSES, { error: 'must be completed, failed or cancelled' });
 
 // ---- helpers ------------------------------------------------------------------------------------
 

@@ -188,14 +188,14 @@ export const LEASE_EXPIRED_ERROR = JSON.stringify({
 });
 
 export interface EventRow {
-  id: number;
+  id: number | string;
   type: string;
   source: string;
   target: string | null;
   job_id: string | null;
   owner: string | null;
   payload: string;
-  created_at: number;
+  created_at: number | string;
 }
 
 export function rowToEvent(r: EventRow): StoredEvent {
@@ -247,7 +247,7 @@ export function rowToApproval(r: ApprovalRow): ApprovalRecord {
   };
 }
 
-/** Sums of job_usage rows, as both engines select them (`SUMS` below). */
+/** Sums of job_usage rows, as both engines select them (`USAGE_SUMS` below). */
 export interface TotalsRow {
   calls: number | string;
   input: number | string | null;

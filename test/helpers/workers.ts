@@ -1,5 +1,5 @@
 /** A worker for the behavioural tests (fast polls, errors fail the test) and waiting for a job to finish. */
-import { Worker, type Handlers, type Job, type Queue, type WorkerOptions } from '../../src/index.ts';
+import { isFinished, Worker, type Handlers, type Job, type Queue, type WorkerOptions } from '../../src/index.ts';
 import { waitFor } from './wait.ts';
 
 export async function startWorker(queue: Queue, handlers: Handlers, options: Partial<WorkerOptions> = {}): Promise<Worker> {
@@ -11,12 +11,12 @@ export async function startWorker(queue: Queue, handlers: Handlers, options: Par
   return worker;
 }
 
-export async function finished(queue: Queue, id: string): Promise<Job> {
+export async function finished(queue: Queue, id: string, timeoutMs?: number): Promise<Job> {
   return waitFor(
     async () => {
       const job = await queue.get(id);
-      return ['completed', 'failed', 'cancelled'].includes(job.status) ? job : null;
+      return isFinished(job.status) ? job : null;
     },
-    { what: `job ${id} to finish` },
+    { timeoutMs, what: `job ${id} to finish` },
   );
 }

@@ -5,10 +5,9 @@
  * change a job once. Job events come from the jobs table's triggers.
  */
 import type pg from 'pg';
-import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
 import { FENCE, type PostgresAccess, type Queryable } from './access.ts';
-
 
 export function durableMigrationSql(s: string): string {
   return `
@@ -39,8 +38,6 @@ CREATE INDEX approvals_job ON ${s}.approvals (job_id);
 CREATE INDEX approvals_pending ON ${s}.approvals (created_at) WHERE status = 'pending';
 `;
 }
-
-
 
 export class PostgresDurable {
   readonly #db: PostgresAccess;
@@ -164,7 +161,7 @@ export class PostgresDurable {
   }
 
   async getApproval(id: string, on?: Queryable): Promise<ApprovalRecord | null> {
-    const [row] = await this.#db.q<ApprovalRow & Record<string, unknown>>(`${this.#select} WHERE a.id = $1`, [id], on);
+    const [row] = await this.#db.q<ApprovalRow>(`${this.#select} WHERE a.id = $1`, [id], on);
     return row ? rowToApproval(row) : null;
   }
 
@@ -188,11 +185,11 @@ export class PostgresDurable {
       where.push(`a.job_id = $${values.length}`);
     }
     if (f.idPrefix != null) {
-      values.push(`${f.idPrefix.replace(/[^0-9A-Z]/g, '')}%`);
-      where.push(`a.id LIKE $${values.length}`);
+      values.push(f.idPrefix);
+      where.push(`starts_with(a.id, $${values.length})`);
     }
     values.push(f.limit);
-    const rows = await this.#db.q<ApprovalRow & Record<string, unknown>>(
+    const rows = await this.#db.q<ApprovalRow>(
       `${this.#select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY a.created_at DESC, a.id DESC LIMIT $${values.length}`,
       values,
     );

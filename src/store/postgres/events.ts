@@ -16,12 +16,8 @@
  * the last id it saw misses nothing.
  */
 import type { PostgresAccess } from './access.ts';
-import { rowToEvent as toStored, type EventRow as Row } from '../rows.ts';
+import { rowToEvent, type EventRow } from '../rows.ts';
 import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
-
-/** pg returns bigint columns as strings; rowToEvent turns them into numbers. */
-type EventRow = Row & Record<string, unknown>;
-
 
 export function eventsMigrationSql(s: string): string {
   return `
@@ -112,7 +108,7 @@ export class PostgresEvents {
           [e.type, e.source, e.target, e.jobId, e.owner, e.payload, now],
           c,
         );
-        out.push(toStored(row));
+        out.push(rowToEvent(row));
       }
       await this.#db.notify(c);
       return out;
@@ -152,7 +148,7 @@ export class PostgresEvents {
        WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.length}`,
       values,
     );
-    return rows.map(toStored);
+    return rows.map(rowToEvent);
   }
 
   /** The newest id a reader can start after without missing an event still being written. */

@@ -9,7 +9,6 @@ import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
 import { FENCE, type PostgresAccess } from './access.ts';
 
-
 export function limitsMigrationSql(s: string): string {
   return `
 ALTER TABLE ${s}.jobs ADD COLUMN rate_key text;
@@ -39,8 +38,6 @@ CREATE TABLE ${s}.job_usage (
 CREATE INDEX job_usage_job ON ${s}.job_usage (job_id);
 `;
 }
-
-
 
 export class PostgresLimits {
   readonly #db: PostgresAccess;
@@ -176,10 +173,10 @@ export class PostgresLimits {
 
   async jobUsage(jobId: string, tree: boolean): Promise<UsageTotals> {
     if (!tree) {
-      const [row] = await this.#db.q<TotalsRow & Record<string, unknown>>(`SELECT ${USAGE_SUMS} FROM ${this.#t('job_usage')} u WHERE u.job_id = $1`, [jobId]);
+      const [row] = await this.#db.q<TotalsRow>(`SELECT ${USAGE_SUMS} FROM ${this.#t('job_usage')} u WHERE u.job_id = $1`, [jobId]);
       return rowToTotals(row);
     }
-    const [row] = await this.#db.q<TotalsRow & Record<string, unknown>>(
+    const [row] = await this.#db.q<TotalsRow>(
       `WITH RECURSIVE t(id) AS (SELECT $1::text COLLATE "C" UNION SELECT j.id FROM ${this.#t('jobs')} j JOIN t ON j.parent_id = t.id)
        SELECT ${USAGE_SUMS} FROM ${this.#t('job_usage')} u JOIN t ON u.job_id = t.id`,
       [jobId],
@@ -190,7 +187,7 @@ export class PostgresLimits {
   async usageBy(group: 'agent' | 'owner', owner?: string): Promise<Array<UsageTotals & { name: string | null }>> {
     const column = group === 'agent' ? 'j.agent' : 'j.owner';
     const where = owner == null ? '' : 'WHERE j.owner = $1';
-    const rows = await this.#db.q<TotalsRow & { name: string | null } & Record<string, unknown>>(
+    const rows = await this.#db.q<TotalsRow & { name: string | null }>(
       `SELECT ${column} AS name, ${USAGE_SUMS} FROM ${this.#t('job_usage')} u JOIN ${this.#t('jobs')} j ON j.id = u.job_id ${where} GROUP BY ${column} ORDER BY ${column}`,
       owner == null ? [] : [owner],
     );

@@ -15,7 +15,6 @@ import { isFinished } from '../../job.ts';
 import { rowToSchedule, scheduleConflict, type ScheduleRow } from '../schedule-rows.ts';
 import type { FiringResult, InsertedJob, NewJob, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 
-
 /** The schedules table, in the schema `s` (already quoted). */
 export function schedulesMigrationSql(s: string): string {
   return `

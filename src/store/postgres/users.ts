@@ -22,7 +22,7 @@ CREATE INDEX tokens_user ON ${s}.tokens (user_name);
 `;
 }
 
-interface UserRow extends Record<string, unknown> {
+interface UserRow {
   name: string;
   role: UserRole;
   created_at: string;

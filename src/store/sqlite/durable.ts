@@ -5,10 +5,9 @@
  * resumed or failed only while it still waits for the same thing.
  */
 import type { SQLInputValue } from 'node:sqlite';
-import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, ApprovalStatus, Lease, NewApproval, WaitingJob } from '../store.ts';
+import type { ApprovalDecision, ApprovalFilter, ApprovalRecord, Lease, NewApproval, WaitingJob } from '../store.ts';
 import { rowToApproval, type ApprovalRow } from '../rows.ts';
 import { FENCE, type SqliteAccess } from './access.ts';
-
 
 export const durableMigrationSql = `
 -- What a suspended job waits for (an event or a decision), as JSON; NULL for children.
@@ -40,9 +39,7 @@ CREATE INDEX approvals_job ON approvals (job_id);
 CREATE INDEX approvals_pending ON approvals (created_at) WHERE status = 'pending';
 `;
 
-
 const SELECT = `SELECT a.*, j.owner AS owner, j.agent AS agent FROM approvals a JOIN jobs j ON j.id = a.job_id`;
-
 
 export class SqliteDurable {
   readonly #db: SqliteAccess;
@@ -196,8 +193,9 @@ export class SqliteDurable {
       params.push(f.jobId);
     }
     if (f.idPrefix != null) {
-      where.push('a.id LIKE ?');
-      params.push(`${f.idPrefix.replace(/[^0-9A-Z]/g, '')}%`);
+      // A range on the primary key, as for job ids.
+      where.push('a.id >= ? AND a.id < ?');
+      params.push(f.idPrefix, `${f.idPrefix}\uffff`);
     }
     params.push(f.limit);
     return this.#db

@@ -9,7 +9,6 @@ import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
 import { FENCE, type SqliteAccess } from './access.ts';
 
-
 export const limitsMigrationSql = `
 ALTER TABLE jobs ADD COLUMN rate_key TEXT;
 ALTER TABLE jobs ADD COLUMN budget TEXT;
@@ -37,8 +36,6 @@ CREATE TABLE job_usage (
 );
 CREATE INDEX job_usage_job ON job_usage (job_id);
 `;
-
-
 
 export class SqliteLimits {
   readonly #db: SqliteAccess;

@@ -10,7 +10,6 @@ import { rowToSchedule, scheduleConflict, type ScheduleRow } from '../schedule-r
 import type { FiringResult, ScheduleChanges, ScheduleFiring, ScheduleRecord } from '../store.ts';
 import type { SqliteAccess } from './access.ts';
 
-
 const SELECT = `SELECT s.*, j.status AS last_job_status FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id`;
 
 export class SqliteSchedules {
