@@ -332,18 +332,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       this.#taking -= jobs.length;
     }
-    let deferred = false;
     for (const [i, job] of jobs.entries()) {
       const slot = slots[i];
       const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
       if (slot.ok) this.#start(job);
-      else {
-        deferred = true;
-        void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`, false);
-      }
+      else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`, false);
     }
-    // The slots those jobs held are free again: other due jobs may take them now.
-    if (deferred) this.#wake();
   }
 
   /**
