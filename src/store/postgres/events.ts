@@ -50,9 +50,39 @@ BEGIN
 END
 $f$;
 
-CREATE FUNCTION ${s}.jobs_updated_events() RETURNS trigger LANGUAGE plpgsql AS $f$
+${updatedEventsFunctionSql(s, false)}
+
+CREATE TRIGGER jobs_inserted_events AFTER INSERT ON ${s}.jobs
+  REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_inserted_events();
+CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
+  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_updated_events();
+`;
+}
+
+/**
+ * The setting a statement sets (for its transaction) when it wrote the job
+ * events of its own rows: the claim and the quick outcome writes, whose event
+ * type is known beforehand. The update trigger then writes none for that
+ * statement, and clears the setting, so the next statement is back on the
+ * trigger. A statement that sets it always fires the trigger (statement-level
+ * triggers fire even for no rows), and a failed statement rolls the setting
+ * back with its transaction.
+ */
+const WRITTEN_SETTING = 'agentq.job_events';
+
+/** The update trigger's function: `honourWritten` from migration 7 on. */
+function updatedEventsFunctionSql(s: string, honourWritten: boolean): string {
+  return `${honourWritten ? 'CREATE OR REPLACE' : 'CREATE'} FUNCTION ${s}.jobs_updated_events() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+${
+    honourWritten
+      ? `  IF current_setting('${WRITTEN_SETTING}', true) = 'written' THEN
+    PERFORM set_config('${WRITTEN_SETTING}', '', true);
+    RETURN NULL;
+  END IF;
+`
+      : ''
+  }  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
   SELECT e.type, 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.updated_at
   FROM new_jobs n JOIN old_jobs o ON o.id = n.id
   CROSS JOIN LATERAL (SELECT CASE
@@ -75,13 +105,26 @@ BEGIN
   ORDER BY n.id;
   RETURN NULL;
 END
-$f$;
+$f$;`;
+}
 
-CREATE TRIGGER jobs_inserted_events AFTER INSERT ON ${s}.jobs
-  REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_inserted_events();
-CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
-  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_updated_events();
-`;
+/** Migration 7: the update trigger leaves out statements that wrote their own job events. */
+export function writtenEventsMigrationSql(s: string): string {
+  return updatedEventsFunctionSql(s, true);
+}
+
+/**
+ * CTEs for a statement whose `upd` CTE updates jobs and returns their rows
+ * (`RETURNING j.*`): they write one event of `type` per row, in job id order
+ * as the trigger does, and tell the trigger so.
+ */
+export function writtenJobEventsSql(s: string, type: string): string {
+  return `events_flag AS MATERIALIZED (SELECT set_config('${WRITTEN_SETTING}', 'written', true)),
+      events_written AS (
+        INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+        SELECT '${type}', 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n::${s}.jobs), n.updated_at
+        FROM upd n CROSS JOIN events_flag ORDER BY n.id
+      )`;
 }
 
 /** Where readers may look: events of transactions older than every running one. */

@@ -23,7 +23,7 @@
  *   the pool opens new connections by itself.
  */
 import type { PostgresAccess, Queryable } from './access.ts';
-import { PostgresEvents } from './events.ts';
+import { PostgresEvents, writtenJobEventsSql } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
 import { PostgresLimits } from './limits.ts';
@@ -218,6 +218,8 @@ export class PostgresStore implements Store, ScheduleStore {
   readonly #host: () => number;
   readonly #retryForMs: number;
   /** Quoted, schema-qualified table names. */
+  /** The schema, quoted. */
+  readonly #s: string;
   readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; migrations: string };
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
@@ -258,6 +260,7 @@ export class PostgresStore implements Store, ScheduleStore {
     this.#host = options.hostClock ?? Date.now;
     this.#retryForMs = options.retryForMs ?? 15_000;
     const s = `"${this.schema}"`;
+    this.#s = s;
     this.#t = {
       jobs: `${s}.jobs`,
       deps: `${s}.job_deps`,
@@ -785,11 +788,13 @@ export class PostgresStore implements Store, ScheduleStore {
           SELECT 1 FROM ${this.#t.agents} g WHERE g.name = a.agent AND g.max_concurrency IS NOT NULL))
         ORDER BY c.priority DESC, c.run_at, c.id
         LIMIT $7
-      )
-      UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
-        heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
-      FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
-      RETURNING j.*`,
+      ), upd AS (
+        UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
+          heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
+        FROM pick WHERE j.id = pick.id AND j.status IN (${fromStatesSql('claim')}) AND EXISTS (SELECT 1 FROM async)
+        RETURNING j.*
+      ), ${writtenJobEventsSql(this.#s, 'job.started')}
+      SELECT * FROM upd`,
     );
   }
 
@@ -944,12 +949,18 @@ export class PostgresStore implements Store, ScheduleStore {
       release: 'release',
       wait: 'suspend',
     } as const;
-    return this.#text(
-      `finish:${kind}:${alone}`,
-      () => `UPDATE ${this.#t.jobs} j SET ${set}
+    const update = `UPDATE ${this.#t.jobs} j SET ${set}
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[]) AS v(id, worker_id, attempt, value, run_at)
       WHERE j.id = v.id AND j.status IN (${fromStatesSql(transition[kind])}) AND j.worker_id = v.worker_id
-        AND j.attempts = v.attempt${alone ? ' AND NOT j.has_dependents AND j.parent_id IS NULL' : ''}
+        AND j.attempts = v.attempt`;
+    // Alone, the outcome changes nothing else and its event type is known: the statement writes it.
+    const quickEvent: Partial<Record<Outcome['kind'], string>> = { complete: 'job.completed', fail: 'job.failed', retry: 'job.retrying' };
+    return this.#text(`finish:${kind}:${alone}`, () =>
+      alone && quickEvent[kind]
+        ? `WITH upd AS (${update} AND NOT j.has_dependents AND j.parent_id IS NULL RETURNING j.*),
+      ${writtenJobEventsSql(this.#s, quickEvent[kind])}
+      SELECT id, attempts AS attempt, has_dependents, parent_id FROM upd`
+        : `${update}${alone ? ' AND NOT j.has_dependents AND j.parent_id IS NULL' : ''}
       RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`,
     );
   }

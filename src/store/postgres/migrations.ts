@@ -14,7 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
-import { eventsMigrationSql } from './events.ts';
+import { eventsMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
@@ -138,5 +138,17 @@ CREATE TABLE ${s}.agents (
     version: 6,
     name: 'rate limits, usage and budgets',
     sql: limitsMigrationSql,
+  },
+  {
+    version: 7,
+    name: 'job events written by claims and outcomes; status index for the rare statuses',
+    // A claim and a completion each changed an entry of jobs_status, an index over every job.
+    // Pending and running jobs have their own partial indexes, and finished jobs are listed in id
+    // order, so only the statuses that stay rare need one.
+    sql: (s) => `
+DROP INDEX ${s}.jobs_status;
+CREATE INDEX jobs_rare_status ON ${s}.jobs (status, id) WHERE status IN ('blocked','waiting','failed','cancelled');
+${writtenEventsMigrationSql(s)}
+`,
   },
 ];
