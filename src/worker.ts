@@ -84,7 +84,20 @@ export interface WorkerOptions {
   random?: () => number;
   /** How often jobs waiting for an event or a decision are looked at when nothing woke the worker. (Default: pollIntervalMs, at most 1000 ms) */
   waitCheckMs?: number;
+  /**
+   * At most this many jobs claimed ahead of free slots. When jobs take
+   * milliseconds, the worker claims the next ones while these run, instead
+   * of waiting for a claim between them. It holds what its slots get through
+   * in about 10 ms (judged from how long its jobs have taken), so slow jobs
+   * are never claimed ahead; a job held longer than a quarter of the lease
+   * (at most 1 s) is handed back unspent, for any worker to take.
+   * (Default: 16 × concurrency; 0 turns it off)
+   */
+  prefetch?: number;
 }
+
+/** Jobs claimed ahead should wait about this long for a slot. */
+const AHEAD_WAIT_MS = 10;
 
 export interface WorkerEvents {
   started: [];
@@ -210,6 +223,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #outcomes: PendingOutcome[] = [];
   #flushScheduled: NodeJS.Immediate | undefined;
   #claiming = false;
+  /** Settles when the claim under way (if any) has returned its jobs. */
+  #claimDone: Promise<void> = Promise.resolve();
+  /** Claimed ahead of a free slot (see `prefetch`), oldest first, with when they were claimed. */
+  #ahead: Array<{ job: Job; at: number }> = [];
+  #aheadTimer: NodeJS.Timeout | undefined;
+  readonly #prefetch: number;
+  /** A job held ahead longer than this is handed back. */
+  readonly #holdMs: number;
+  /** How long a handler takes (ms, smoothed over recent jobs); unknown before the first. */
+  #runMs: number | undefined;
   /** Attempts whose handler has returned and whose outcome is being written: their slot is free. */
   #settling = 0;
   #claimAgain = false;
@@ -240,6 +263,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       throw new ValidationError('concurrency', 'must be a positive integer');
     }
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.#prefetch = options.prefetch ?? 16 * this.concurrency;
+    if (!Number.isInteger(this.#prefetch) || this.#prefetch < 0) {
+      throw new ValidationError('prefetch', 'must be a whole number, 0 or more');
+    }
+    this.#holdMs = Math.min(1000, Math.floor(this.leaseMs / 4));
     this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(10, Math.floor(this.leaseMs / 3));
     this.#pollMs = options.pollIntervalMs ?? 1000;
     this.#rescueMs = options.rescueIntervalMs ?? Math.max(10, Math.min(15_000, Math.floor(this.leaseMs / 2)));
@@ -366,6 +394,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
+    // Held ahead, not started: the cancel has already written their end.
+    if (this.#ahead.length > 0) {
+      this.#ahead = this.#ahead.filter((a) => {
+        if (!cancelled.has(a.job.id)) return true;
+        this.#emit('job:dropped', a.job, new JobCancelledError({ force: options?.force }));
+        return false;
+      });
+    }
     this.#running.forEach((r) => {
       if (cancelled.has(r.job.id)) abortRun(r, new JobCancelledError({ force: options?.force }));
     });
@@ -374,7 +410,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #onStoreChange = () => {
     this.#wake();
     // Another process may have cancelled one of our jobs: look, at most every 100 ms.
-    if (this.#running.size === 0 || this.#leaseCheckTimer) return;
+    if ((this.#running.size === 0 && this.#ahead.length === 0) || this.#leaseCheckTimer) return;
     const wait = this.#lastLeaseCheck + 100 - Date.now();
     if (wait <= 0) {
       void this.#checkLeases().catch((error) => this.#emit('error', error));
@@ -397,17 +433,35 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
   }
 
-  /** Claims jobs for the free slots and starts them. */
+  #freeSlots(): number {
+    return this.concurrency - this.#running.size + this.#settling - this.#taking;
+  }
+
+  /** How many jobs to hold ahead of free slots: what the slots get through in about 10 ms. */
+  #aheadTarget(): number {
+    // Jobs under a rate limit take their slots as they start: none are held for them.
+    if (this.#prefetch === 0 || this.#runMs === undefined || this.#limitedKeys.size > 0) return 0;
+    return Math.min(this.#prefetch, Math.floor((this.concurrency * AHEAD_WAIT_MS) / Math.max(this.#runMs, 0.01)));
+  }
+
+  /** Starts jobs held ahead in the free slots, claims for the slots and the jobs to hold, and starts what fits. */
   async #fill(): Promise<void> {
     if (this.#state !== 'running') return;
+    const free = this.#freeSlots();
+    if (free > 0 && this.#ahead.length > 0) void this.#launch(this.#ahead.splice(0, free).map((a) => a.job));
     if (this.#claiming) {
       this.#claimAgain = true;
       return;
     }
-    const free = this.concurrency - this.#running.size + this.#settling - this.#taking;
-    if (free <= 0) return;
+    const target = this.#aheadTarget();
+    const slots = this.#freeSlots();
+    const limit = slots + target - this.#ahead.length;
+    // Claims come in batches: when slots would go idle, or the jobs held ahead are down to half.
+    if (limit <= 0 || (slots <= 0 && this.#ahead.length > target / 2)) return;
     this.#claiming = true;
-    const params = { workerId: this.#id, agents: this.agents, types: this.types, limit: free, leaseMs: this.leaseMs };
+    let claimed!: () => void;
+    this.#claimDone = new Promise((resolve) => (claimed = resolve));
+    const params = { workerId: this.#id, agents: this.agents, types: this.types, limit, leaseMs: this.leaseMs };
     const store = this.queue.store;
     // Outcomes waiting for their write go in the claim's transaction, where the engine offers it.
     const batch = store.finishAndClaimJobs && this.#outcomes.length > 0 ? this.#takeOutcomes() : [];
@@ -429,22 +483,56 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (batch.length > 0) await this.#write(batch);
     } finally {
       this.#claiming = false;
+      claimed();
     }
-    if (this.#limitedKeys.size === 0) {
-      for (const job of jobs) this.#start(job);
-    } else {
-      // Jobs under a rate limit start once their slots are taken: one transaction for the batch.
-      const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
-      const limited = jobs.filter((_, i) => needs[i].length > 0);
-      for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
-      if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
-    }
+    // In claim order, after any held before them; a stopping worker hands them all back.
+    const at = performance.now();
+    for (const job of jobs) this.#ahead.push({ job, at });
+    if (this.#state === 'running') await this.#launch(this.#ahead.splice(0, Math.max(0, this.#freeSlots())).map((a) => a.job));
+    this.#armHold();
     if (this.#claimAgain) {
       this.#claimAgain = false;
       this.#wake();
-    } else if (jobs.length < free) {
+    } else if (jobs.length < limit) {
       void this.#armNextRun();
     }
+  }
+
+  /** Starts claimed jobs; those under a rate limit once their slots are taken (one transaction for the batch). */
+  async #launch(jobs: Job[]): Promise<void> {
+    if (jobs.length === 0) return;
+    if (this.#limitedKeys.size === 0) {
+      for (const job of jobs) this.#start(job);
+      return;
+    }
+    const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
+    const limited = jobs.filter((_, i) => needs[i].length > 0);
+    for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
+    if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
+  }
+
+  /** Hands back, when they are due, the jobs held ahead for too long. */
+  #armHold(): void {
+    if (this.#aheadTimer || this.#ahead.length === 0) return;
+    const wait = Math.max(0, this.#ahead[0].at + this.#holdMs - performance.now());
+    this.#aheadTimer = setTimeout(() => {
+      this.#aheadTimer = undefined;
+      const now = performance.now();
+      const fresh = this.#ahead.findIndex((a) => now - a.at < this.#holdMs);
+      const stale = fresh < 0 ? this.#ahead.length : fresh;
+      // Jobs took longer than judged: claim ahead again only once one has finished and shown how long.
+      if (stale > 0) this.#runMs = undefined;
+      void this.#handBack(stale);
+      this.#armHold();
+    }, wait);
+  }
+
+  /** Hands back the first `count` jobs held ahead, unspent: they never started. */
+  #handBack(count = this.#ahead.length): Promise<unknown> {
+    const back = this.#ahead.splice(0, count);
+    return Promise.all(
+      back.map((a) => this.#record({ kind: 'release', lease: { id: a.job.id, workerId: this.#id, attempt: a.job.attempts } }, a.job)),
+    );
   }
 
   /** When the earliest delayed job falls due before the next poll, wake for it. */
@@ -490,6 +578,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     let error: Error | undefined;
     let suspend: Suspend | undefined;
     let retryAfter: RetryAfterError | undefined;
+    const began = performance.now();
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
@@ -524,6 +613,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       clearTimeout(timer);
       running.stop = undefined;
+      const ran = performance.now() - began;
+      this.#runMs = this.#runMs === undefined ? ran : this.#runMs + (ran - this.#runMs) / 20;
     }
     if (retryAfter) {
       // Told to slow down: back later, unspent, and its keys pause for everyone meanwhile.
@@ -706,6 +797,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #checkLeases(renew = false): Promise<void> {
     this.#lastLeaseCheck = Date.now();
     const running = this.#running.list();
+    if (!renew && this.#ahead.length > 0) await this.#pruneAhead();
     if (running.length === 0) return;
     let lost: Running[];
     if (renew) {
@@ -732,6 +824,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
       abortRun(r, cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
+  }
+
+  /** Jobs held ahead that another process cancelled (or took back) meanwhile are not started. */
+  async #pruneAhead(): Promise<void> {
+    const ids = this.#ahead.map((a) => a.job.id);
+    const states = new Map((await this.queue.store.jobStates(ids)).map((s) => [s.id, s]));
+    const looked = new Set(ids);
+    // Those started meanwhile have left; those claimed meanwhile were not looked at.
+    this.#ahead = this.#ahead.filter((a) => {
+      if (!looked.has(a.job.id)) return true;
+      const s = states.get(a.job.id);
+      if (s != null && s.status === 'running' && s.workerId === this.#id && s.attempt === a.job.attempts) return true;
+      this.#emit('job:dropped', a.job, s?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError());
+      return false;
+    });
   }
 
   /** Of these cancelled jobs, the ids cancelled with `force` (`kill --force`), read from their stored error. */
@@ -782,6 +889,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     this.#state = 'stopping';
     clearTimeout(this.#nextRunTimer);
+    // Jobs claimed ahead (by a claim under way, too) never started: they go back unspent.
+    await this.#claimDone;
+    clearTimeout(this.#aheadTimer);
+    this.#aheadTimer = undefined;
+    const handedBack = this.#handBack();
     const all = () => Promise.all(this.#running.list().map((r) => r.done));
     if (this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -791,6 +903,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await all();
     }
     while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
+    await handedBack;
     await this.#waits?.stop();
     for (const t of this.#timers) clearInterval(t);
     for (const off of this.#unsubscribe) off();

@@ -1,7 +1,20 @@
 /** Workers in this process: the state machine as a handler lives through it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay, JobCancelledError, JobTimeoutError, LeaseLostError, ManualClock, NonRetryableError, Queue, ShutdownError, type Job } from '../src/index.ts';
+import {
+  backoffDelay,
+  JobCancelledError,
+  JobTimeoutError,
+  LeaseLostError,
+  ManualClock,
+  NonRetryableError,
+  Queue,
+  ShutdownError,
+  ValidationError,
+  Worker,
+  type Job,
+  type WorkerOptions,
+} from '../src/index.ts';
 import { forEachEngine, freshQueue } from './helpers/engines.ts';
 import { deferred, settled, waitFor } from './helpers/wait.ts';
 import { finished, startWorker } from './helpers/workers.ts';
@@ -385,6 +398,166 @@ forEachEngine((engine) => {
       assert.deepEqual(await queue.workers(), [], 'a stopped worker leaves the registry');
       const later = await queue.submit({ agent: 'w', payload: 'after stop' });
       assert.equal((await queue.get(later.id)).status, 'pending', 'a stopped worker claims nothing');
+    });
+
+    describe('claiming ahead of free slots', () => {
+      /**
+       * One slot: 40 quick jobs, then one that holds the slot until `gate`
+       * opens, then 60 more. Quick jobs make the worker claim ahead, so
+       * while the slot is held, two or more of the later jobs are claimed (running,
+       * to the database) without having started.
+       */
+      async function heldAhead(options: Partial<WorkerOptions> = {}) {
+        const { queue, url } = await freshQueue(engine);
+        const gate = deferred();
+        const runs = new Map<string, number>();
+        let active = 0;
+        let most = 0;
+        const handlers = {
+          w: async (job: Job) => {
+            runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+            most = Math.max(most, ++active);
+            try {
+              if (job.payload === 'block') await gate.promise;
+            } finally {
+              active--;
+            }
+            return null;
+          },
+        };
+        const jobs = await queue.submitMany([
+          ...Array.from({ length: 40 }, (_, i) => ({ agent: 'w', payload: i })),
+          { agent: 'w', payload: 'block' },
+          ...Array.from({ length: 60 }, (_, i) => ({ agent: 'w', payload: `after ${i}` })),
+        ]);
+        const blocker = jobs[40];
+        const worker = await startWorker(queue, handlers, { concurrency: 1, ...options });
+        const running = async () => (await queue.list({ status: 'running', limit: 1000 })).jobs;
+        const held = await waitFor(
+          async () => {
+            // Running to the database, never started (not a finished job whose outcome is being written).
+            const now = (await running()).filter((j) => !runs.has(j.id));
+            return runs.has(blocker.id) && now.length >= 2 ? now : null;
+          },
+          { what: 'jobs claimed ahead while the slot is held' },
+        );
+        return { queue, url, gate, runs, jobs, blocker, worker, held, running, most: () => most };
+      }
+
+      it('claims quick jobs ahead, and runs no more at once than its concurrency', async () => {
+        const { queue, gate, runs, jobs, blocker, worker, held, most } = await heldAhead();
+        for (const j of held) {
+          assert.equal(j.workerId, worker.id);
+          assert.equal(runs.get(j.id), undefined, 'held ahead, not started');
+        }
+        assert.equal(runs.get(blocker.id), 1);
+        gate.resolve();
+        await Promise.all(jobs.map((j) => finished(queue, j.id)));
+        for (const j of jobs) assert.equal(runs.get(j.id), 1, `job ${j.payload} ran once`);
+        assert.equal(most(), 1, 'one slot, one job at a time');
+        await worker.stop();
+      });
+
+      it('hands back jobs held longer than a quarter of the lease, unspent, for any worker to take', async () => {
+        // A 400 ms lease: jobs are held ahead for at most 100 ms.
+        const { queue, gate, runs, jobs, blocker, worker, held, running } = await heldAhead({ leaseMs: 400 });
+        await waitFor(
+          async () => {
+            const now = await running();
+            return now.length === 1 && now[0].id === blocker.id;
+          },
+          { what: 'the held jobs to be handed back' },
+        );
+        const notRun = jobs.filter((j) => !runs.has(j.id));
+        for (const h of notRun) {
+          const j = await queue.get(h.id);
+          assert.deepEqual([j.status, j.attempts, j.workerId], ['pending', 0, null]);
+        }
+        const released = (await queue.events.list({ pattern: 'job.released', limit: 1000 })).map((e) => e.jobId!);
+        assert.equal(new Set(released).size, released.length, 'each held job is handed back once');
+        for (const h of held) assert.ok(released.includes(h.id), 'handed back as released');
+        for (const id of released) assert.ok(!runs.has(id), 'a released job never ran');
+        // With its slot still held, the worker claims none of them again; another worker runs them.
+        const other = await startWorker(queue, { w: (job) => void runs.set(job.id, (runs.get(job.id) ?? 0) + 1) });
+        await Promise.all(jobs.filter((j) => j.id !== blocker.id).map((j) => finished(queue, j.id)));
+        assert.equal((await queue.get(blocker.id)).status, 'running');
+        gate.resolve();
+        await finished(queue, blocker.id);
+        for (const j of jobs) assert.equal(runs.get(j.id), 1, `job ${j.payload} ran once`);
+        await Promise.all([worker.stop(), other.stop()]);
+      });
+
+      it('a stopping worker hands back the jobs it holds', async () => {
+        const { queue, gate, runs, blocker, worker, held } = await heldAhead();
+        const stopping = worker.stop({ graceMs: 5000 });
+        gate.resolve();
+        await stopping;
+        assert.equal((await queue.get(blocker.id)).status, 'completed');
+        for (const h of held) {
+          const j = await queue.get(h.id);
+          assert.deepEqual([j.status, j.attempts, j.workerId], ['pending', 0, null]);
+          assert.equal(runs.get(j.id), undefined);
+        }
+        assert.equal((await queue.list({ status: 'running' })).jobs.length, 0);
+      });
+
+      it('never starts a held job that is cancelled meanwhile, here or through another connection', async () => {
+        const { queue, url, gate, runs, jobs, worker, held } = await heldAhead();
+        const dropped = new Map<string, unknown>();
+        worker.on('job:dropped', (job, reason) => dropped.set(job.id, reason));
+        const victim = held[0];
+        await queue.cancel(victim.id);
+        assert.ok(dropped.get(victim.id) instanceof JobCancelledError);
+        // As from another process: the worker hears of it through the database.
+        const other = await Queue.open(url);
+        await other.cancel(held[1].id);
+        await waitFor(() => dropped.has(held[1].id), { what: 'the held job cancelled elsewhere to be dropped' });
+        assert.ok(dropped.get(held[1].id) instanceof JobCancelledError);
+        await other.close();
+        gate.resolve();
+        await Promise.all(jobs.map((j) => finished(queue, j.id)));
+        for (const j of held.slice(0, 2)) {
+          assert.equal((await queue.get(j.id)).status, 'cancelled');
+          assert.equal(runs.get(j.id), undefined, 'a cancelled job never ran');
+        }
+        await worker.stop();
+      });
+
+      it('takes prefetch 0 to claim only for free slots, and refuses a bad value', async () => {
+        const { queue } = await freshQueue(engine);
+        assert.throws(
+          () => new Worker(queue, { handlers: { w: () => null }, prefetch: -1 }),
+          (e: unknown) => e instanceof ValidationError && e.field === 'prefetch',
+        );
+        assert.throws(
+          () => new Worker(queue, { handlers: { w: () => null }, prefetch: 1.5 }),
+          (e: unknown) => e instanceof ValidationError && e.field === 'prefetch',
+        );
+        const seen: number[] = [];
+        const started = new Set<string>();
+        const gate = deferred();
+        const jobs = await queue.submitMany(Array.from({ length: 30 }, (_, i) => ({ agent: 'w', payload: i })));
+        const worker = await startWorker(
+          queue,
+          {
+            w: async (job, ctx) => {
+              // Nothing is claimed beyond the one slot: every running job has started (the one before
+              // may still be writing its outcome).
+              started.add(job.id);
+              const running = (await queue.list({ status: 'running' })).jobs;
+              seen.push(running.filter((j) => !started.has(j.id)).length);
+              if (job.payload === 20) await gate.promise;
+              return ctx.attempt;
+            },
+          },
+          { concurrency: 1, prefetch: 0 },
+        );
+        await waitFor(() => seen.length === 21);
+        gate.resolve();
+        await Promise.all(jobs.map((j) => finished(queue, j.id)));
+        assert.deepEqual(new Set(seen), new Set([0]));
+        await worker.stop();
+      });
     });
 
     it('holds a global per-agent concurrency cap across workers', async () => {
