@@ -96,6 +96,13 @@ export interface WorkerOptions {
   prefetch?: number;
 }
 
+/**
+ * Outcome writes a worker has under way at once. Two: one commits while
+ * the next gathers what finished meanwhile, so a busy worker writes large
+ * batches, and an idle one writes each outcome at once.
+ */
+const OUTCOME_WRITES = 2;
+
 /** Jobs claimed ahead should wait about this long for a slot. */
 const AHEAD_WAIT_MS = 10;
 
@@ -222,6 +229,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #running = new RunningSet();
   #outcomes: PendingOutcome[] = [];
   #flushScheduled: NodeJS.Immediate | undefined;
+  /** Outcome writes under way: outcomes that come meanwhile wait for one to end, and go together. */
+  readonly #writing = new Set<Promise<void>>();
   #claiming = false;
   /** Settles when the claim under way (if any) has returned its jobs. */
   #claimDone: Promise<void> = Promise.resolve();
@@ -753,7 +762,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #record(outcome: Outcome, job: Job, error?: Error): Promise<boolean> {
     return new Promise((resolve) => {
       this.#outcomes.push({ outcome, job, error, resolve });
-      this.#flushScheduled ??= setImmediate(() => void this.#flush());
+      this.#scheduleFlush();
     });
   }
 
@@ -766,10 +775,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return batch;
   }
 
+  /** A write is due once one of the writes under way (at most OUTCOME_WRITES) is done. */
+  #scheduleFlush(): void {
+    if (this.#writing.size < OUTCOME_WRITES) this.#flushScheduled ??= setImmediate(() => void this.#flush());
+  }
+
   async #flush(): Promise<void> {
     const batch = this.#takeOutcomes();
     if (batch.length === 0) return;
-    await this.#write(batch);
+    const write = this.#write(batch);
+    this.#writing.add(write);
+    try {
+      await write;
+    } finally {
+      this.#writing.delete(write);
+      if (this.#outcomes.length > 0) this.#scheduleFlush();
+    }
   }
 
   async #write(batch: PendingOutcome[]): Promise<void> {
@@ -826,9 +847,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** Jobs held ahead that another process cancelled (or took back) meanwhile are not started. */
+  /**
+   * Jobs held ahead for a while that another process cancelled (or took
+   * back) meanwhile are not started. One held for less than 100 ms is like
+   * one just claimed: a cancel then reaches it once it runs.
+   */
   async #pruneAhead(): Promise<void> {
-    const ids = this.#ahead.map((a) => a.job.id);
+    const before = performance.now() - 100;
+    const ids = this.#ahead.filter((a) => a.at <= before).map((a) => a.job.id);
+    if (ids.length === 0) return;
     const states = new Map((await this.queue.store.jobStates(ids)).map((s) => [s.id, s]));
     const looked = new Set(ids);
     // Those started meanwhile have left; those claimed meanwhile were not looked at.
@@ -902,7 +929,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (const r of this.#running.list()) abortRun(r, new ShutdownError());
       await all();
     }
-    while (this.#outcomes.length > 0 || this.#flushScheduled) await this.#flush();
+    while (this.#outcomes.length > 0 || this.#flushScheduled || this.#writing.size > 0) {
+      if (this.#writing.size > 0) await Promise.all(this.#writing);
+      else await this.#flush();
+    }
     await handedBack;
     await this.#waits?.stop();
     for (const t of this.#timers) clearInterval(t);
