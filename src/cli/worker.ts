@@ -23,6 +23,7 @@ export interface RunWorkerOptions {
   agents?: string[];
   types?: string[];
   concurrency?: number;
+  prefetch?: number;
   pollInterval?: number;
   lease?: number;
   grace?: number;
@@ -174,6 +175,7 @@ export async function runWorker(
         agents: plan.agents,
         types: options.types,
         concurrency: plan.concurrency ?? options.concurrency,
+        prefetch: options.prefetch,
         pollIntervalMs: options.pollInterval,
         leaseMs: options.lease,
         shutdownGraceMs: options.grace,
@@ -235,6 +237,11 @@ export function registerWorker(program: Command, ctx: Context): void {
     .option('--handlers <module>', 'a .js/.ts module exporting {agentName: handler} (default export or named exports)')
     .option('--agents <file>', 'a YAML agents file: command agents (any command-line program) — see below')
     .option('-c, --concurrency <n>', 'jobs run at once (default: 10; agents with their own concurrency: in the agents file get their own slots)', parseInteger(1, 10_000))
+    .option(
+      '--prefetch <n>',
+      'at most this many jobs claimed ahead of free slots, when jobs take milliseconds (default: 16 × concurrency; 0: off)',
+      parseInteger(0, 1_000_000),
+    )
     .option('--poll-interval <duration>', 'how often to look for work when nothing woke it (default: 1s)', parseDuration)
     .option('--lease <duration>', 'how long a job is held without a heartbeat (default: 30s)', parseDuration)
     .option('--grace <duration>', 'on stop, how long running jobs may take to finish (default: 10s)', parseDuration)

@@ -41,6 +41,22 @@ describe('agentq worker, serve, logs -f, submit --wait', { concurrency: true }, 
     assert.equal((await agentqJson(db, ['status'])).workers.length, 0, 'a stopped worker deregisters');
   });
 
+  it('takes --prefetch 0 to claim only for free slots, and refuses a bad --prefetch with exit 2', async () => {
+    const db = freshDb();
+    for (const bad of ['-1', 'many', '1.5']) {
+      const r = await agentq(db, ['worker', '--prefetch', bad]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--prefetch.*expected an integer from 0 to 1000000/);
+      assert.doesNotMatch(r.stdout + r.stderr, /serving/);
+    }
+    const worker = start(db, ['worker', '--agent', 'echo', '--prefetch', '0', ...FAST]);
+    await worker.output(/serving echo/, 'the worker banner');
+    const id = await submit(db, ['-a', 'echo', '--payload', '"hi"']);
+    assert.equal((await waitForJob(db, id, (j) => j.status === 'completed', 'the echo job to complete')).result, 'hi');
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
   it('submit --wait exits 0 when the job completed and 1 when it failed; handlers come from --handlers', async () => {
     const db = freshDb();
     const module = join(dirname(db), 'agents.mjs');
