@@ -26,6 +26,7 @@ const worker = new Worker(queue, {
         : () => null,
   },
   concurrency: config.concurrency,
+  ...(config.prefetch != null ? { prefetch: config.prefetch } : {}),
   pollIntervalMs: 1000,
 });
 process.on('message', async (msg) => {

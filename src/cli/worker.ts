@@ -239,7 +239,7 @@ export function registerWorker(program: Command, ctx: Context): void {
     .option('-c, --concurrency <n>', 'jobs run at once (default: 10; agents with their own concurrency: in the agents file get their own slots)', parseInteger(1, 10_000))
     .option(
       '--prefetch <n>',
-      'at most this many jobs claimed ahead of free slots, when jobs take milliseconds (default: 16 × concurrency; 0: off)',
+      'at most this many jobs claimed ahead of free slots, when jobs take milliseconds (default: 16 × concurrency on PostgreSQL, 8 × on SQLite; 0: off)',
       parseInteger(0, 1_000_000),
     )
     .option('--poll-interval <duration>', 'how often to look for work when nothing woke it (default: 1s)', parseDuration)

@@ -49,15 +49,22 @@ export interface LogRow {
   data: string | null;
 }
 
-let lastMs = NaN;
-let lastIso = '';
-/** ISO 8601 for a time in ms; the last answer is kept, since a batch shares one timestamp. */
+/**
+ * ISO 8601 for a time in ms. The last few answers are kept: the rows of a
+ * batch share a handful of times (created, claimed, lease end), which a
+ * single cached answer would miss as each row goes through them in turn.
+ */
+const ISO_KEPT = 8;
+const isoMs = new Float64Array(ISO_KEPT).fill(NaN);
+const isoText: string[] = new Array<string>(ISO_KEPT).fill('');
+let isoNext = 0;
 const iso = (ms: number): string => {
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
+  for (let i = 0; i < ISO_KEPT; i++) if (isoMs[i] === ms) return isoText[i];
+  const text = new Date(ms).toISOString();
+  isoMs[isoNext] = ms;
+  isoText[isoNext] = text;
+  isoNext = (isoNext + 1) % ISO_KEPT;
+  return text;
 };
 const isoOrNull = (ms: number | null): string | null => (ms == null ? null : iso(Number(ms)));
 
