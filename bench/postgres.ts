@@ -10,6 +10,8 @@
  *   checkpoint_timeout = 15min
  *   wal_writer_delay = 10ms  flush WAL of async work sooner (no effect on commits)
  * No synchronous_commit=off, no fsync=off: every acknowledged job is on disk.
+ * Each throughput and latency figure starts on a quiet server: the schemas of
+ * the figures before it are dropped and a checkpoint is taken first.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -115,10 +117,20 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
     return;
   }
   let schemas = 0;
+  let dropped = 0;
   const fresh = () => `${server.url}?schema=bench_${++schemas}`;
   const admin = new pg.Pool({ connectionString: server.url, max: 2 });
   // The server is stopped at the end while idle clients may still be open: their loss is expected.
   admin.on('error', () => {});
+  /**
+   * Before a figure is taken: the earlier figures' schemas are dropped and a
+   * checkpoint is taken, so that their cleanup (autovacuum of their dead rows,
+   * writing out their pages) does not run during it and count against it.
+   */
+  const quiet = async () => {
+    while (dropped < schemas - 1) await admin.query(`DROP SCHEMA bench_${++dropped} CASCADE`);
+    await admin.query('CHECKPOINT');
+  };
   try {
     // ---- the server's own ceiling, for scale: single-row commits from one client
     {
@@ -157,6 +169,7 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
       for (let done = 0; done < count; done += 10_000) {
         await queue.submitMany(Array.from({ length: Math.min(10_000, count - done) }, () => ({ agent: 'noop' })));
       }
+      await quiet();
       const workers = await Promise.all(
         Array.from({ length: processes }, () => startWorker({ url, agent: 'noop', concurrency: 32, mode: 'noop' })),
       );
@@ -184,6 +197,7 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
       for (let done = 0; done < count; done += 10_000) {
         await queue.submitMany(Array.from({ length: Math.min(10_000, count - done) }, () => ({ agent: 'noop' })));
       }
+      await quiet();
       let completed = 0;
       let finish!: () => void;
       const all = new Promise<void>((r) => (finish = r));
@@ -203,6 +217,7 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
     {
       const url = fresh();
       const queue = await Queue.open(url);
+      await quiet();
       const samples: number[] = [];
       let started: (() => void) | undefined;
       const worker = await startWorker({ url, agent: 'lat', concurrency: 32, mode: 'latency' }, (ms) => {
