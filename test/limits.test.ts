@@ -36,10 +36,12 @@ forEachEngine((engine) => {
       const { queue, url } = await freshQueue(engine);
       await queue.limits.setRateLimit('agent:limited', { max: 5, per: '1s' });
       const ledger = join(tempDir(), 'ledger');
-      const base = { db: url, ledger, agent: 'limited', mode: 'stamp', concurrency: 8, pollIntervalMs: 50 };
+      // Two slots each and 600 ms a job: one process alone starts at most about 3.3 a second,
+      // so reaching the limit takes both of them.
+      const base = { db: url, ledger, agent: 'limited', mode: 'stamp', concurrency: 2, pollIntervalMs: 50 };
       const workers = [startWorkerProcess(base), startWorkerProcess(base)];
       await Promise.all(workers.map((w) => w.ready));
-      const jobs = await queue.submitMany(Array.from({ length: 50 }, () => ({ agent: 'limited' })));
+      const jobs = await queue.submitMany(Array.from({ length: 50 }, () => ({ agent: 'limited', payload: { ms: 600 } })));
       await waitFor(async () => (await queue.stats()).byStatus.completed === 50, { timeoutMs: 60_000, what: 'all 50 jobs' });
       const starts = readLedger(ledger)
         .filter((l) => l.event.startsWith('start@'))
