@@ -137,6 +137,19 @@ function byIdWhereStatus(statuses: string): string {
 }
 
 /**
+ * In job id order: statements that update a batch of running jobs (outcomes,
+ * heartbeats) lock their rows in the order of their arrays, and two of them
+ * over the same jobs that lock in different orders can deadlock.
+ */
+function byLease<T>(items: readonly T[], lease: (item: T) => Lease): T[] {
+  return [...items].sort((a, b) => {
+    const x = lease(a);
+    const y = lease(b);
+    return x.id < y.id ? -1 : x.id > y.id ? 1 : x.attempt - y.attempt;
+  });
+}
+
+/**
  * How an outcome is matched to the row it wrote: one attempt of one job (a
  * stale attempt of the same job in the same batch must not count as written).
  */
@@ -931,7 +944,10 @@ export class PostgresStore implements Store, ScheduleStore {
           AND EXISTS (SELECT 1 FROM async)
         RETURNING j.id`,
       ),
-      [now, now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.workerId), leases.map((l) => l.attempt)],
+      (() => {
+        const list = byLease(leases, (l) => l);
+        return [now, now + leaseMs, list.map((l) => l.id), list.map((l) => l.workerId), list.map((l) => l.attempt)];
+      })(),
     );
     return new Set(rows.map((r) => r.id));
   }
@@ -976,7 +992,8 @@ export class PostgresStore implements Store, ScheduleStore {
     );
   }
 
-  #finishValues(list: readonly Outcome[], now: number): unknown[] {
+  #finishValues(outcomes: readonly Outcome[], now: number): unknown[] {
+    const list = byLease(outcomes, (o) => o.lease);
     return [
       now,
       list.map((o) => o.lease.id),
