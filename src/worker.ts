@@ -89,7 +89,8 @@ export interface WorkerOptions {
    * milliseconds, the worker claims the next ones while these run, instead
    * of waiting for a claim between them. It holds what its slots get through
    * in about 10 ms (judged from how long its jobs have taken), so slow jobs
-   * are never claimed ahead; a job held longer than a quarter of the lease
+   * are never claimed ahead, and no more than it starts in 20 ms at its
+   * recent rate; a job held longer than a quarter of the lease
    * (at most 1 s) is handed back unspent, for any worker to take.
    * (Default: 16 × concurrency on PostgreSQL, 8 × on SQLite; 0 turns it off)
    */
@@ -113,6 +114,14 @@ const PREFETCH_PER_SLOT = { sqlite: 8, postgres: 16 } as const;
 
 /** Jobs claimed ahead should wait about this long for a slot. */
 const AHEAD_WAIT_MS = 10;
+/**
+ * ... and a worker holds no more than it starts in this long. Four workers
+ * on one PostgreSQL database that each held what their slots could take
+ * held hundreds of rows apiece, and their claims stepped over each other's.
+ */
+const AHEAD_RATE_MS = 20;
+/** ... though it may always hold this many (or one per slot, if more). */
+const AHEAD_AT_LEAST = 8;
 
 export interface WorkerEvents {
   started: [];
@@ -140,6 +149,8 @@ interface Running {
   slot: number;
   /** Ends the wait for the handler with the abort's reason (set while the handler runs). */
   stop?: (reason: unknown) => void;
+  /** Its handler is done (its outcome may still be being written). */
+  settled?: boolean;
 }
 
 /** Aborts an attempt: its signal fires and the worker stops waiting for its handler. */
@@ -458,7 +469,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #aheadTarget(): number {
     // Jobs under a rate limit take their slots as they start: none are held for them.
     if (this.#prefetch === 0 || this.#runMs === undefined || this.#limitedKeys.size > 0) return 0;
-    return Math.min(this.#prefetch, Math.floor((this.concurrency * AHEAD_WAIT_MS) / Math.max(this.#runMs, 0.01)));
+    const bySlots = Math.floor((this.concurrency * AHEAD_WAIT_MS) / Math.max(this.#runMs, 0.01));
+    // What the worker starts in AHEAD_RATE_MS at its recent rate: with quick jobs the slots could take
+    // far more than the worker gets through, and the rest would only wait, holding rows.
+    const byRate = Math.max(this.concurrency, AHEAD_AT_LEAST, Math.ceil(this.#startRate() * AHEAD_RATE_MS));
+    return Math.min(this.#prefetch, bySlots, byRate);
   }
 
   /** Starts jobs held ahead in the free slots, claims for the slots and the jobs to hold, and starts what fits. */
@@ -572,7 +587,29 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return entry?.[job.type] ?? entry?.['*'];
   }
 
+  /** Starts per ms, smoothed over windows of 50 ms or more. */
+  #startsPerMs = 0;
+  #rateFrom = 0;
+  #rateStarts = 0;
+  #startRate(): number {
+    const elapsed = performance.now() - this.#rateFrom;
+    // A window under way counts once it is long enough to mean something.
+    return Math.max(this.#startsPerMs, this.#rateFrom > 0 && elapsed >= 10 ? this.#rateStarts / elapsed : 0);
+  }
+
+  #countStart(): void {
+    this.#rateStarts++;
+    const now = performance.now();
+    if (this.#rateFrom === 0) this.#rateFrom = now;
+    else if (now - this.#rateFrom >= 50) {
+      this.#startsPerMs = (this.#startsPerMs + this.#rateStarts / (now - this.#rateFrom)) / 2;
+      this.#rateFrom = now;
+      this.#rateStarts = 0;
+    }
+  }
+
   #start(job: Job): void {
+    this.#countStart();
     const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
     const abort = new AbortController();
     const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
@@ -630,6 +667,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       clearTimeout(timer);
       running.stop = undefined;
+      running.settled = true;
       const ran = performance.now() - began;
       this.#runMs = this.#runMs === undefined ? ran : this.#runMs + (ran - this.#runMs) / 20;
     }
@@ -825,7 +863,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Renews (or only checks) the leases of running jobs; aborts the jobs whose lease is gone. */
   async #checkLeases(renew = false): Promise<void> {
     this.#lastLeaseCheck = Date.now();
-    const running = this.#running.list();
+    // Only attempts whose handler still runs: one whose outcome is being written needs its lease for
+    // milliseconds, and renewing it would wait for the row that write holds (a heartbeat over hundreds
+    // of such rows held up every outcome write behind it).
+    const running = this.#running.list().filter((r) => !r.settled);
     if (!renew && this.#ahead.length > 0) await this.#pruneAhead();
     if (running.length === 0) return;
     let lost: Running[];
@@ -858,11 +899,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /**
    * Jobs held ahead for a while that another process cancelled (or took
    * back) meanwhile are not started. One held for less than 100 ms is like
-   * one just claimed: a cancel then reaches it once it runs.
+   * one just claimed: a cancel then reaches it once it runs. Only the
+   * oldest are looked at, the next to start; the rest are looked at in turn.
    */
   async #pruneAhead(): Promise<void> {
     const before = performance.now() - 100;
-    const ids = this.#ahead.filter((a) => a.at <= before).map((a) => a.job.id);
+    const ids = this.#ahead
+      .slice(0, Math.max(32, this.concurrency))
+      .filter((a) => a.at <= before)
+      .map((a) => a.job.id);
     if (ids.length === 0) return;
     const states = new Map((await this.queue.store.jobStates(ids)).map((s) => [s.id, s]));
     const looked = new Set(ids);
