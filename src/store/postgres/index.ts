@@ -136,6 +136,32 @@ function byIdWhereStatus(statuses: string): string {
   return `(j.status IN (${statuses})) IS TRUE`;
 }
 
+/** What each kind of outcome sets on its job. */
+const FINISH_SET: Record<Outcome['kind'], string> = {
+  complete: `status = 'completed', result = v.value, error = NULL, progress = 100, finished_at = $1, updated_at = $1,
+    lease_expires_at = NULL`,
+  fail: `status = 'failed', error = v.value, finished_at = $1, updated_at = $1, lease_expires_at = NULL`,
+  retry: `status = 'pending', error = v.value, run_at = v.run_at, worker_id = NULL, lease_expires_at = NULL,
+    updated_at = $1`,
+  // Handed back unspent: the attempt is given back, the job is due at once.
+  release: `status = 'pending', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+    started_at = NULL, heartbeat_at = NULL, updated_at = $1`,
+  // Parked until its children finish (see #suspend), the attempt given back.
+  wait: `status = 'waiting', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+    heartbeat_at = NULL, wait_for = NULL, run_at = $1, updated_at = $1`,
+};
+const FINISH_TRANSITION = {
+  complete: 'complete',
+  fail: 'fail',
+  retry: 'retryLater',
+  release: 'release',
+  wait: 'suspend',
+} as const;
+
+/** The outcomes written in one statement when nothing else hangs on their job, with their events. */
+type QuickKind = 'complete' | 'fail' | 'retry';
+const QUICK_EVENTS: Record<QuickKind, string> = { complete: 'job.completed', fail: 'job.failed', retry: 'job.retrying' };
+
 /**
  * In job id order: statements that update a batch of running jobs (outcomes,
  * heartbeats) lock their rows in the order of their arrays, and two of them
@@ -241,9 +267,9 @@ export class PostgresStore implements Store, ScheduleStore {
   readonly #clock: Clock | undefined;
   readonly #host: () => number;
   readonly #retryForMs: number;
-  /** Quoted, schema-qualified table names. */
   /** The schema, quoted. */
   readonly #s: string;
+  /** Quoted, schema-qualified table names. */
   readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; migrations: string };
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
@@ -934,6 +960,7 @@ export class PostgresStore implements Store, ScheduleStore {
   async heartbeat(leases: readonly Lease[], leaseMs: number): Promise<Set<string>> {
     if (leases.length === 0) return new Set();
     const now = this.now();
+    const sorted = byLease(leases, (l) => l);
     const rows = await this.#one<{ id: string }>(
       this.#text(
         'heartbeat',
@@ -944,52 +971,31 @@ export class PostgresStore implements Store, ScheduleStore {
           AND EXISTS (SELECT 1 FROM async)
         RETURNING j.id`,
       ),
-      (() => {
-        const list = byLease(leases, (l) => l);
-        return [now, now + leaseMs, list.map((l) => l.id), list.map((l) => l.workerId), list.map((l) => l.attempt)];
-      })(),
+      [now, now + leaseMs, sorted.map((l) => l.id), sorted.map((l) => l.workerId), sorted.map((l) => l.attempt)],
     );
     return new Set(rows.map((r) => r.id));
   }
 
   // ---- outcomes -------------------------------------------------------------------------------
 
-  /** The fenced UPDATE for one kind of outcome, over arrays of leases. */
+  /**
+   * The fenced UPDATE for one kind of outcome, over arrays of leases.
+   * `alone`: only for jobs nothing else hangs on, whose outcome changes nothing
+   * else, so its event type is known and the statement writes it.
+   */
   #finishSql(kind: Outcome['kind'], alone = false): string {
-    const set = {
-      complete: `status = 'completed', result = v.value, error = NULL, progress = 100, finished_at = $1, updated_at = $1,
-        lease_expires_at = NULL`,
-      fail: `status = 'failed', error = v.value, finished_at = $1, updated_at = $1, lease_expires_at = NULL`,
-      retry: `status = 'pending', error = v.value, run_at = v.run_at, worker_id = NULL, lease_expires_at = NULL,
-        updated_at = $1`,
-      // Handed back unspent: the attempt is given back, the job is due at once.
-      release: `status = 'pending', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-        started_at = NULL, heartbeat_at = NULL, updated_at = $1`,
-      // Parked until its children finish (see #suspend), the attempt given back.
-      wait: `status = 'waiting', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-        heartbeat_at = NULL, wait_for = NULL, run_at = $1, updated_at = $1`,
-    }[kind];
-    const transition = {
-      complete: 'complete',
-      fail: 'fail',
-      retry: 'retryLater',
-      release: 'release',
-      wait: 'suspend',
-    } as const;
-    const update = `UPDATE ${this.#t.jobs} j SET ${set}
+    return this.#text(`finish:${kind}:${alone}`, () => {
+      const update = `UPDATE ${this.#t.jobs} j SET ${FINISH_SET[kind]}
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[]) AS v(id, worker_id, attempt, value, run_at)
-      WHERE j.id = v.id AND ${byIdWhereStatus(fromStatesSql(transition[kind]))} AND j.worker_id = v.worker_id
+      WHERE j.id = v.id AND ${byIdWhereStatus(fromStatesSql(FINISH_TRANSITION[kind]))} AND j.worker_id = v.worker_id
         AND j.attempts = v.attempt`;
-    // Alone, the outcome changes nothing else and its event type is known: the statement writes it.
-    const quickEvent: Partial<Record<Outcome['kind'], string>> = { complete: 'job.completed', fail: 'job.failed', retry: 'job.retrying' };
-    return this.#text(`finish:${kind}:${alone}`, () =>
-      alone && quickEvent[kind]
-        ? `WITH upd AS (${update} AND NOT j.has_dependents AND j.parent_id IS NULL RETURNING j.*),
-      ${writtenJobEventsSql(this.#s, quickEvent[kind])}
-      SELECT id, attempts AS attempt, has_dependents, parent_id FROM upd`
-        : `${update}${alone ? ' AND NOT j.has_dependents AND j.parent_id IS NULL' : ''}
-      RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`,
-    );
+      if (!alone) return `${update} RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`;
+      const event = QUICK_EVENTS[kind as QuickKind];
+      if (!event) throw new Error(`no quick write for ${kind} outcomes`);
+      return `WITH upd AS (${update} AND NOT j.has_dependents AND j.parent_id IS NULL RETURNING j.*),
+      ${writtenJobEventsSql(this.#s, event)}
+      SELECT id, attempts AS attempt, has_dependents, parent_id FROM upd`;
+    });
   }
 
   #finishValues(outcomes: readonly Outcome[], now: number): unknown[] {
@@ -1019,7 +1025,7 @@ export class PostgresStore implements Store, ScheduleStore {
     const took = new Set<string>();
     const quick = new Map<Outcome['kind'], Outcome[]>();
     for (const o of outcomes) {
-      if (o.kind !== 'complete' && o.kind !== 'fail' && o.kind !== 'retry') continue;
+      if (!(o.kind in QUICK_EVENTS)) continue;
       const list = quick.get(o.kind) ?? [];
       list.push(o);
       quick.set(o.kind, list);
