@@ -20,7 +20,7 @@ import { backoffDelay, LOG_LEVELS, type Job, type Json, type LogLevel } from './
 import type { Queue } from './queue.ts';
 import type { SubmitInput } from './schema.ts';
 import { encodeJson, isJsonValue } from './schema.ts';
-import type { Lease, Outcome, RateSlot } from './store/store.ts';
+import type { JobState, Lease, Outcome, RateSlot } from './store/store.ts';
 import type { AgentqEvent, PublishInput } from './events.ts';
 import { durableContext, Suspend, WaitWatcher, type DurableContext } from './durable.ts';
 import { limitContext, rateKeysOf, RetryAfterError, type LimitContext } from './limits.ts';
@@ -112,6 +112,9 @@ const OUTCOME_WRITES = 2;
  */
 const PREFETCH_PER_SLOT = { sqlite: 8, postgres: 16 } as const;
 
+/** A held job is looked at for cancels made elsewhere once held this long. */
+const HELD_LOOK_AFTER_MS = 100;
+
 /** Jobs claimed ahead should wait about this long for a slot. */
 const AHEAD_WAIT_MS = 10;
 /**
@@ -151,6 +154,11 @@ interface Running {
   stop?: (reason: unknown) => void;
   /** Its handler is done (its outcome may still be being written). */
   settled?: boolean;
+}
+
+/** Whether the stored state of a job still is this attempt, running under this lease. */
+function stillHolds(state: JobState | undefined, lease: Lease): boolean {
+  return state != null && state.status === 'running' && state.workerId === lease.workerId && state.attempt === lease.attempt;
 }
 
 /** Aborts an attempt: its signal fires and the worker stops waiting for its handler. */
@@ -390,7 +398,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     for (const [i, job] of jobs.entries()) {
       const slot = slots[i];
-      const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
+      const lease = this.#leaseOf(job);
       if (slot.ok) this.#start(job);
       else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`, false);
     }
@@ -563,7 +571,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #handBack(count = this.#ahead.length): Promise<unknown> {
     const back = this.#ahead.splice(0, count);
     return Promise.all(
-      back.map((a) => this.#record({ kind: 'release', lease: { id: a.job.id, workerId: this.#id, attempt: a.job.attempts } }, a.job)),
+      back.map((a) => this.#record({ kind: 'release', lease: this.#leaseOf(a.job) }, a.job)),
     );
   }
 
@@ -608,9 +616,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  /** This worker's claim on an attempt it claimed. */
+  #leaseOf(job: Job): Lease {
+    return { id: job.id, workerId: this.#id, attempt: job.attempts };
+  }
+
   #start(job: Job): void {
     this.#countStart();
-    const lease: Lease = { id: job.id, workerId: this.#id, attempt: job.attempts };
+    const lease = this.#leaseOf(job);
     const abort = new AbortController();
     const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
     // A new attempt proves any older one of the same job has lost its lease.
@@ -860,15 +873,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** Renews (or only checks) the leases of running jobs; aborts the jobs whose lease is gone. */
-  async #checkLeases(renew = false): Promise<void> {
+  /**
+   * Renews (or only checks) the leases of running jobs; aborts the jobs whose
+   * lease is gone. A check also looks at held jobs (`lookAgain`: those too
+   * young this time are looked at once more, later).
+   */
+  async #checkLeases(renew = false, lookAgain = true): Promise<void> {
     this.#lastLeaseCheck = Date.now();
     // Only attempts whose handler still runs: one whose outcome is being written needs its lease for
     // milliseconds, and renewing it would wait for the row that write holds (a heartbeat over hundreds
     // of such rows held up every outcome write behind it).
     const running = this.#running.list().filter((r) => !r.settled);
-    if (!renew && this.#ahead.length > 0) await this.#pruneAhead();
-    if (running.length === 0) return;
+    const held = renew ? [] : this.#heldToLookAt(lookAgain);
+    if (running.length === 0 && held.length === 0) return;
     let lost: Running[];
     if (renew) {
       const held = await this.queue.store.heartbeat(
@@ -880,11 +897,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (const r of running) newest.set(r.lease.id, Math.max(newest.get(r.lease.id) ?? 0, r.lease.attempt));
       lost = running.filter((r) => !held.has(r.lease.id) || newest.get(r.lease.id) !== r.lease.attempt);
     } else {
-      const states = new Map((await this.queue.store.jobStates(running.map((r) => r.job.id))).map((s) => [s.id, s]));
-      lost = running.filter((r) => {
-        const s = states.get(r.job.id);
-        return !s || s.status !== 'running' || s.workerId !== r.lease.workerId || s.attempt !== r.lease.attempt;
-      });
+      // One read for the running attempts and the held jobs.
+      const ids = [...running.map((r) => r.job.id), ...held.map((a) => a.job.id)];
+      const states = new Map((await this.queue.store.jobStates(ids)).map((s) => [s.id, s]));
+      this.#dropHeld(held, states);
+      lost = running.filter((r) => !stillHolds(states.get(r.job.id), r.lease));
     }
     if (lost.length === 0) return;
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
@@ -897,26 +914,34 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /**
-   * Jobs held ahead for a while that another process cancelled (or took
-   * back) meanwhile are not started. One held for less than 100 ms is like
-   * one just claimed: a cancel then reaches it once it runs. Only the
-   * oldest are looked at, the next to start; the rest are looked at in turn.
+   * Held jobs to look at for cancels made elsewhere: the oldest, the next to
+   * start, once held 100 ms (one held for less is like one just claimed: a
+   * cancel reaches it once it runs); the rest are looked at in turn.
    */
-  async #pruneAhead(): Promise<void> {
-    const before = performance.now() - 100;
-    const ids = this.#ahead
-      .slice(0, Math.max(32, this.concurrency))
-      .filter((a) => a.at <= before)
-      .map((a) => a.job.id);
-    if (ids.length === 0) return;
-    const states = new Map((await this.queue.store.jobStates(ids)).map((s) => [s.id, s]));
-    const looked = new Set(ids);
-    // Those started meanwhile have left; those claimed meanwhile were not looked at.
+  #heldToLookAt(lookAgain: boolean): Array<{ job: Job; at: number }> {
+    const before = performance.now() - HELD_LOOK_AFTER_MS;
+    const next = this.#ahead.slice(0, Math.max(32, this.concurrency));
+    // Those too young this time are looked at once more when they are old enough: the change
+    // that called for this look may have been a cancel of one of them.
+    if (lookAgain && !this.#heldLookTimer && next.some((a) => a.at > before)) {
+      this.#heldLookTimer = setTimeout(() => {
+        this.#heldLookTimer = undefined;
+        if (this.#state === 'running') void this.#checkLeases(false, false).catch((error) => this.#emit('error', error));
+      }, HELD_LOOK_AFTER_MS);
+    }
+    return next.filter((a) => a.at <= before);
+  }
+  #heldLookTimer: NodeJS.Timeout | undefined;
+
+  /** Of the held jobs looked at, those cancelled (or taken back) elsewhere are dropped, never started. */
+  #dropHeld(looked: ReadonlyArray<{ job: Job }>, states: Map<string, JobState>): void {
+    if (looked.length === 0) return;
+    const gone = new Set(looked.filter((a) => !stillHolds(states.get(a.job.id), this.#leaseOf(a.job))).map((a) => a.job.id));
+    if (gone.size === 0) return;
+    // Those started meanwhile have already left the list.
     this.#ahead = this.#ahead.filter((a) => {
-      if (!looked.has(a.job.id)) return true;
-      const s = states.get(a.job.id);
-      if (s != null && s.status === 'running' && s.workerId === this.#id && s.attempt === a.job.attempts) return true;
-      this.#emit('job:dropped', a.job, s?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError());
+      if (!gone.has(a.job.id)) return true;
+      this.#emit('job:dropped', a.job, states.get(a.job.id)?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError());
       return false;
     });
   }
@@ -992,6 +1017,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const off of this.#unsubscribe) off();
     clearTimeout(this.#leaseCheckTimer);
     this.#leaseCheckTimer = undefined;
+    clearTimeout(this.#heldLookTimer);
     this.#timers = [];
     this.#unsubscribe = [];
     try {
