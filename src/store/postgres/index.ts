@@ -126,15 +126,35 @@ const CAPS_CACHE_MS = 1000;
 const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))`;
 
 /**
- * The status test of a statement that finds its jobs by id (`j.id = v.id`),
- * written so that the planner neither scans a status index by it nor
- * estimates from it. Read as `j.status IN (...)`, it lets a stale estimate
- * of how many jobs run (say, from before a burst of claims) make a batch of
- * outcomes scan every running job, instead of looking each one up by its id.
+ * The status test of the claim's update, which finds its jobs by id
+ * (`j.id = pick.id`), written so that the planner neither scans a status
+ * index by it nor trusts a stale estimate of it.
  */
 function byIdWhereStatus(statuses: string): string {
   return `(j.status IN (${statuses})) IS TRUE`;
 }
+
+/**
+ * The WHERE of a statement that updates the jobs of a batch of leases, the
+ * arrays `ids` (a parameter) and `v` (those arrays unnested): each job is
+ * found by id, and `tests` (its status, its lease) are one clause that reads
+ * both sides, so the planner counts on every id finding its row.
+ *
+ * Written as separate filters on `j`, a stale estimate — say, no running
+ * jobs, from statistics gathered before a burst of claims — let it judge the
+ * jobs side to be one row: it then scanned the table, or compared every row
+ * of the batch with every other (hundreds of milliseconds for a batch of a
+ * few hundred). Such a statement holds back what every other statement may
+ * clean up while it runs, so the whole queue slowed down with it. Here the
+ * jobs side is the ids (`= ANY`, through the primary key), and the join is
+ * by hash, merge or id lookup: linear in the batch whatever the estimates.
+ * Rows are still locked in the order of `ids`, as `byLease` sorts them.
+ */
+function leasesWhere(ids: string, tests: string): string {
+  return `j.id = v.id AND j.id = ANY(${ids}::text[]) AND (${tests}) IS TRUE`;
+}
+
+const LEASE_HELD = `j.worker_id = v.worker_id AND j.attempts = v.attempt`;
 
 /** What each kind of outcome sets on its job. */
 const FINISH_SET: Record<Outcome['kind'], string> = {
@@ -967,8 +987,7 @@ export class PostgresStore implements Store, ScheduleStore {
         () => `WITH ${ASYNC_COMMIT}
         UPDATE ${this.#t.jobs} j SET heartbeat_at = $1, lease_expires_at = $2
         FROM unnest($3::text[], $4::text[], $5::int[]) AS v(id, worker_id, attempt)
-        WHERE j.id = v.id AND ${byIdWhereStatus(`'running'`)} AND j.worker_id = v.worker_id AND j.attempts = v.attempt
-          AND EXISTS (SELECT 1 FROM async)
+        WHERE ${leasesWhere('$3', `j.status = 'running' AND ${LEASE_HELD}`)} AND EXISTS (SELECT 1 FROM async)
         RETURNING j.id`,
       ),
       [now, now + leaseMs, sorted.map((l) => l.id), sorted.map((l) => l.workerId), sorted.map((l) => l.attempt)],
@@ -985,14 +1004,14 @@ export class PostgresStore implements Store, ScheduleStore {
    */
   #finishSql(kind: Outcome['kind'], alone = false): string {
     return this.#text(`finish:${kind}:${alone}`, () => {
-      const update = `UPDATE ${this.#t.jobs} j SET ${FINISH_SET[kind]}
+      const tests = `j.status IN (${fromStatesSql(FINISH_TRANSITION[kind])}) AND ${LEASE_HELD}`;
+      const update = (extra = '') => `UPDATE ${this.#t.jobs} j SET ${FINISH_SET[kind]}
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[]) AS v(id, worker_id, attempt, value, run_at)
-      WHERE j.id = v.id AND ${byIdWhereStatus(fromStatesSql(FINISH_TRANSITION[kind]))} AND j.worker_id = v.worker_id
-        AND j.attempts = v.attempt`;
-      if (!alone) return `${update} RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`;
+      WHERE ${leasesWhere('$2', tests + extra)}`;
+      if (!alone) return `${update()} RETURNING j.id, v.attempt, j.has_dependents, j.parent_id`;
       const event = QUICK_EVENTS[kind as QuickKind];
       if (!event) throw new Error(`no quick write for ${kind} outcomes`);
-      return `WITH upd AS (${update} AND NOT j.has_dependents AND j.parent_id IS NULL RETURNING j.*),
+      return `WITH upd AS (${update(' AND NOT j.has_dependents AND j.parent_id IS NULL')} RETURNING j.*),
       ${writtenJobEventsSql(this.#s, event)}
       SELECT id, attempts AS attempt, has_dependents, parent_id FROM upd`;
     });

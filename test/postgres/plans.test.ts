@@ -1,0 +1,102 @@
+/**
+ * The plans of the statements that write a batch of leases (outcomes and
+ * heartbeats), under the statistics they meet after a burst of claims: ones
+ * gathered while every job was pending, so they say that none runs. A plan
+ * that believes them scans the whole jobs table, or compares every lease of
+ * the batch with every other, for each batch; under load such a statement
+ * ran for most of a second and slowed every other one down. Each batch must
+ * instead reach its jobs through the primary key and join them to the batch
+ * in one pass.
+ *
+ * The statements are the store's own, caught on their way through an
+ * application's pool, and planned again (EXPLAIN, not run) with their values.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pg from 'pg';
+import { Queue } from '../../src/index.ts';
+import type { PostgresStore } from '../../src/store/postgres/index.ts';
+import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Parent Relationship'?: string;
+  Plans?: PlanNode[];
+}
+
+/** What in a plan makes it grow with the table or with the square of the batch. */
+function faults(node: PlanNode, table: string): string[] {
+  const found: string[] = [];
+  if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] === table) found.push(`a sequential scan of ${table}`);
+  if (node['Node Type'] === 'Nested Loop') {
+    const inner = node.Plans?.find((p) => p['Parent Relationship'] === 'Inner');
+    if (inner?.['Node Type'] === 'Function Scan') found.push('a nested loop that rescans the whole batch for each job');
+  }
+  for (const child of node.Plans ?? []) found.push(...faults(child, table));
+  return found;
+}
+
+describe('PostgreSQL plans of batched lease writes', { skip: postgresUnavailable }, () => {
+  it('reach each job by id and join the batch in one pass, even when the statistics say no job runs', async () => {
+    const schema = freshSchema();
+    const seen: Array<{ text: string; values: unknown[] }> = [];
+    const pool = new pg.Pool({ connectionString: await postgresBaseUrl(), max: 4 });
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const q = args[0] as { text?: string; values?: unknown[] };
+        if (q && typeof q.text === 'string' && Array.isArray(q.values)) seen.push({ text: q.text, values: q.values });
+        return query(...args);
+      };
+    });
+    try {
+      const queue = await Queue.open(undefined, { pool, schema });
+      const store = queue.store as PostgresStore;
+      for (let i = 0; i < 4; i++) await queue.submitMany(Array.from({ length: 1000 }, () => ({ agent: 'a' })));
+      await pool.query(`ANALYZE "${schema}".jobs`);
+      const jobs = await store.claimJobs({ workerId: 'w1', agents: ['a'], limit: 1000, leaseMs: 60_000 });
+      assert.equal(jobs.length, 1000);
+      const leases = jobs.map((j) => ({ id: j.id, workerId: 'w1', attempt: j.attempts }));
+
+      const from = seen.length;
+      assert.equal((await store.heartbeat(leases, 60_000)).size, 1000);
+      const half = leases.length / 2;
+      const done = await store.finishJobs([
+        ...leases.slice(0, half).map((lease) => ({ kind: 'complete' as const, lease, result: 'null' })),
+        ...leases.slice(half).map((lease) => ({ kind: 'fail' as const, lease, error: '{"message":"no"}' })),
+      ]);
+      assert.deepEqual(new Set(done), new Set([true]));
+      const stats = await queue.stats();
+      assert.equal(stats.byAgent.a.completed, half);
+      assert.equal(stats.byAgent.a.failed, half);
+
+      // Plan each again as it met the statistics: those gathered before the claim.
+      const batched = seen.slice(from).filter((s) => s.values.some((v) => Array.isArray(v) && v.length >= half));
+      const kindOf = (text: string) =>
+        ['heartbeat_at = ', "'completed'", "'failed'"].findIndex((mark) => text.includes(mark));
+      const kinds = batched.map((s) => ['heartbeat', 'complete', 'fail'][kindOf(s.text)] ?? 'other');
+      assert.deepEqual([...kinds].sort(), ['complete', 'fail', 'heartbeat']);
+      const client = await pool.connect();
+      try {
+        for (const [i, s] of batched.entries()) {
+          // As planned for these values, and as a plan for any values (which a prepared
+          // statement may switch to after a few runs).
+          for (const [how, sql, values] of [
+            ['for its values', `EXPLAIN (FORMAT JSON) ${s.text}`, s.values],
+            ['for any values', `EXPLAIN (FORMAT JSON, GENERIC_PLAN) ${s.text}`, []],
+          ] as const) {
+            const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(sql, [...values]);
+            const [row] = rows;
+            assert.deepEqual(faults(row['QUERY PLAN'][0].Plan, 'jobs'), [], `the ${kinds[i]} batch, planned ${how}`);
+          }
+        }
+      } finally {
+        client.release();
+      }
+      await queue.close();
+    } finally {
+      await pool.end();
+    }
+  });
+});
