@@ -5,6 +5,7 @@
  * window; a bucket that reaches into the window counts whole, so no window of
  * `perMs` ever holds more than `max` starts.
  */
+import { randomUUID } from 'node:crypto';
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
 import { FENCE, type PostgresAccess } from './access.ts';
@@ -36,6 +37,18 @@ CREATE TABLE ${s}.job_usage (
   created_at bigint NOT NULL
 );
 CREATE INDEX job_usage_job ON ${s}.job_usage (job_id);
+`;
+}
+
+/**
+ * Migration 8: a usage record carries an id its writer chose, so a write that
+ * is retried after the reply to its commit was lost (the connection dropped
+ * just then) records the usage once, not twice.
+ */
+export function usageWritesMigrationSql(s: string): string {
+  return `
+ALTER TABLE ${s}.job_usage ADD COLUMN write_id text;
+CREATE UNIQUE INDEX job_usage_write ON ${s}.job_usage (write_id);
 `;
 }
 
@@ -163,10 +176,14 @@ export class PostgresLimits {
   }
 
   async addUsage(lease: Lease, u: UsageRecord): Promise<boolean> {
+    // A retry finds the row of an attempt whose commit went through.
     const rows = await this.#db.q(
-      `INSERT INTO ${this.#t('job_usage')} (job_id, model, input_tokens, output_tokens, cost_usd, created_at)
-       SELECT id, $4, $5, $6, $7, $8 FROM ${this.#t('jobs')} WHERE id = $1 AND ${FENCE} RETURNING job_id`,
-      [lease.id, lease.workerId, lease.attempt, u.model, u.inputTokens, u.outputTokens, u.costUsd, this.#db.now()],
+      `WITH ins AS (
+         INSERT INTO ${this.#t('job_usage')} (job_id, model, input_tokens, output_tokens, cost_usd, created_at, write_id)
+         SELECT id, $4, $5, $6, $7, $8, $9 FROM ${this.#t('jobs')} WHERE id = $1 AND ${FENCE}
+         ON CONFLICT (write_id) DO NOTHING RETURNING job_id)
+       SELECT job_id FROM ins UNION ALL SELECT job_id FROM ${this.#t('job_usage')} WHERE write_id = $9`,
+      [lease.id, lease.workerId, lease.attempt, u.model, u.inputTokens, u.outputTokens, u.costUsd, this.#db.now(), randomUUID()],
     );
     return rows.length > 0;
   }

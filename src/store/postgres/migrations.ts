@@ -18,7 +18,7 @@ import { eventsMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
-import { limitsMigrationSql } from './limits.ts';
+import { limitsMigrationSql, usageWritesMigrationSql } from './limits.ts';
 
 export interface Migration {
   version: number;
@@ -150,5 +150,10 @@ DROP INDEX ${s}.jobs_status;
 CREATE INDEX jobs_rare_status ON ${s}.jobs (status, id) WHERE status IN ('blocked','waiting','failed','cancelled');
 ${writtenEventsMigrationSql(s)}
 `,
+  },
+  {
+    version: 8,
+    name: 'usage records written once',
+    sql: usageWritesMigrationSql,
   },
 ];

@@ -1,0 +1,89 @@
+/**
+ * Writes retried after the reply to their commit was lost. The store tries a
+ * statement again when its connection fails; when the statement had already
+ * committed, the second try must not write it twice nor report a conflict
+ * with itself. The loss is made in the application's pool: the statement runs
+ * on the real server and commits, and the client is then told that the
+ * connection dropped, as when it drops between the commit and its reply.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pg from 'pg';
+import { ConflictError, Queue } from '../../src/index.ts';
+import type { PostgresStore } from '../../src/store/postgres/index.ts';
+import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
+
+type Callback = (error: Error | undefined, result?: unknown) => void;
+
+/** A pool whose next statement matching `lose` commits but whose reply is lost. */
+function lossyPool(url: string): { pool: pg.Pool; lose: (match: RegExp) => void; lost: () => number } {
+  let pending: RegExp | null = null;
+  let lost = 0;
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const config = args[0] as { text?: string } | null;
+      const callback = args[args.length - 1];
+      if (pending && typeof config?.text === 'string' && pending.test(config.text) && typeof callback === 'function') {
+        pending = null;
+        return query(args[0], (error: Error | undefined) => {
+          if (error) return (callback as Callback)(error);
+          lost++;
+          (callback as Callback)(new Error('Connection terminated unexpectedly'));
+        });
+      }
+      return query(...args);
+    };
+  });
+  return { pool, lose: (match) => (pending = match), lost: () => lost };
+}
+
+describe('PostgreSQL writes retried after a lost reply', { skip: postgresUnavailable }, () => {
+  it('records usage once, and creates a user and a token without a conflict with themselves', async () => {
+    const { pool, lose, lost } = lossyPool(await postgresBaseUrl());
+    try {
+      const queue = await Queue.open(undefined, { pool, schema: freshSchema() });
+      const store = queue.store as PostgresStore;
+      const job = await queue.submit({ agent: 'llm' });
+      const [claimed] = await store.claimJobs({ workerId: 'w1', agents: ['llm'], limit: 1, leaseMs: 60_000 });
+      const lease = { id: claimed.id, workerId: 'w1', attempt: claimed.attempts };
+      const usage = { jobId: job.id, model: 'm', inputTokens: 100, outputTokens: 20, costUsd: 0.5 };
+
+      lose(/INSERT INTO .*job_usage/s);
+      assert.equal(await store.addUsage(lease, usage), true);
+      assert.equal(lost(), 1, 'the reply to the first write was lost');
+      let totals = (await queue.limits.usage(job.id)).job;
+      assert.equal(totals.tokens, 120, 'recorded once');
+      assert.equal(totals.costUsd, 0.5);
+      // The same usage reported again is a second record, not a retry.
+      assert.equal(await store.addUsage(lease, usage), true);
+      totals = (await queue.limits.usage(job.id)).job;
+      assert.equal(totals.tokens, 240);
+      // A lease that is not held still records nothing.
+      assert.equal(await store.addUsage({ ...lease, workerId: 'w2' }, usage), false);
+      assert.equal((await queue.limits.usage(job.id)).job.tokens, 240);
+
+      lose(/INSERT INTO .*users/s);
+      const user = await store.createUser('ana', 'user');
+      assert.equal(lost(), 2, 'the reply to the user insert was lost');
+      assert.equal(user.name, 'ana');
+      assert.equal(user.role, 'user');
+      assert.deepEqual(
+        (await store.listUsers()).map((u) => u.name),
+        ['ana'],
+      );
+      lose(/INSERT INTO .*tokens/s);
+      const token = { id: 'tok1', user: 'ana', hash: 'ab'.repeat(32), createdAt: store.now() };
+      assert.equal(await store.addToken(token), true);
+      assert.equal(lost(), 3, 'the reply to the token insert was lost');
+      assert.deepEqual(await store.findToken(token.hash), { tokenId: 'tok1', user: 'ana', role: 'user' });
+      assert.equal((await store.getUser('ana'))?.tokens, 1);
+      // A second create of the same name is still refused.
+      await assert.rejects(store.createUser('ana', 'admin'), (e: unknown) => e instanceof ConflictError);
+      await queue.close();
+    } finally {
+      await pool.end();
+    }
+  });
+});
