@@ -2,9 +2,10 @@
  * Writes retried after the reply to their commit was lost. The store tries a
  * statement again when its connection fails; when the statement had already
  * committed, the second try must not write it twice nor report a conflict
- * with itself. The loss is made in the application's pool: the statement runs
- * on the real server and commits, and the client is then told that the
- * connection dropped, as when it drops between the commit and its reply.
+ * with itself. The loss is made in the application's pool: the statement (or
+ * a transaction's COMMIT) runs on the real server and commits, and the client
+ * is then told that the connection dropped, as when it drops between the
+ * commit and its reply.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -23,17 +24,20 @@ function lossyPool(url: string): { pool: pg.Pool; lose: (match: RegExp) => void;
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      const config = args[0] as { text?: string } | null;
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | null)?.text;
+      if (!pending || typeof text !== 'string' || !pending.test(text)) return query(...args);
+      pending = null;
+      const dropped = () => {
+        lost++;
+        return new Error('Connection terminated unexpectedly');
+      };
       const callback = args[args.length - 1];
-      if (pending && typeof config?.text === 'string' && pending.test(config.text) && typeof callback === 'function') {
-        pending = null;
-        return query(args[0], (error: Error | undefined) => {
-          if (error) return (callback as Callback)(error);
-          lost++;
-          (callback as Callback)(new Error('Connection terminated unexpectedly'));
-        });
+      if (typeof callback === 'function') {
+        return query(...args.slice(0, -1), (error: Error | undefined) => (callback as Callback)(error ?? dropped()));
       }
-      return query(...args);
+      return (query(...args) as Promise<unknown>).then(() => {
+        throw dropped();
+      });
     };
   });
   return { pool, lose: (match) => (pending = match), lost: () => lost };
@@ -81,6 +85,35 @@ describe('PostgreSQL writes retried after a lost reply', { skip: postgresUnavail
       assert.equal((await store.getUser('ana'))?.tokens, 1);
       // A second create of the same name is still refused.
       await assert.rejects(store.createUser('ana', 'admin'), (e: unknown) => e instanceof ConflictError);
+      await queue.close();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('creates and removes a schedule whose transaction committed but whose reply was lost', async () => {
+    const { pool, lose, lost } = lossyPool(await postgresBaseUrl());
+    try {
+      const queue = await Queue.open(undefined, { pool, schema: freshSchema() });
+      lose(/^COMMIT$/);
+      const created = await queue.schedules.create({ name: 'nightly', cron: '0 3 * * *', agent: 'a' });
+      assert.equal(lost(), 1, 'the reply to the commit was lost');
+      assert.equal(created.name, 'nightly');
+      assert.deepEqual(
+        (await queue.schedules.list()).map((s) => [s.id, s.name]),
+        [[created.id, 'nightly']],
+      );
+      // A second schedule of the same name is still refused.
+      await assert.rejects(
+        queue.schedules.create({ name: 'nightly', cron: '0 4 * * *', agent: 'a' }),
+        (e: unknown) => e instanceof ConflictError,
+      );
+
+      lose(/^COMMIT$/);
+      const removed = await queue.schedules.remove('nightly');
+      assert.equal(lost(), 2, 'the reply to the commit was lost');
+      assert.equal(removed.id, created.id);
+      assert.deepEqual(await queue.schedules.list(), []);
       await queue.close();
     } finally {
       await pool.end();

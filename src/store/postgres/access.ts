@@ -11,7 +11,12 @@ export interface PostgresAccess {
    * while the server is away.
    */
   q<T extends Record<string, any>>(text: string, values?: unknown[], on?: Queryable): Promise<T[]>;
-  tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * A transaction, tried again while the server is away; `attempt` counts
+   * from 0, and a later one may follow an attempt that committed but whose
+   * reply was lost.
+   */
+  tx<T>(fn: (c: pg.PoolClient, attempt: number) => Promise<T>): Promise<T>;
   /** Wakes listeners in every process when the transaction commits. */
   notify(c: Queryable): Promise<void>;
   now(): number;

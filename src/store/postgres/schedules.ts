@@ -78,10 +78,13 @@ export class PostgresSchedules {
   async save(changes: ScheduleChanges): Promise<void> {
     const t = this.#db.table('schedules');
     const now = this.#db.now();
-    await this.#db.tx(async (c) => {
+    await this.#db.tx(async (c, attempt) => {
       for (const { id, expectedRevision } of changes.remove) {
         const gone = await this.#db.q(`DELETE FROM ${t} WHERE id = $1 AND revision = $2 RETURNING id`, [id, expectedRevision], c);
-        if (gone.length === 0) throw new ConflictError(scheduleConflict(id), { id });
+        if (gone.length > 0) continue;
+        // Tried again, and gone: an earlier try deleted it, and only its reply was lost.
+        const left = await this.#db.q(`SELECT id FROM ${t} WHERE id = $1`, [id], c);
+        if (attempt === 0 || left.length > 0) throw new ConflictError(scheduleConflict(id), { id });
       }
       for (const { schedule: s, expectedRevision } of changes.put) {
         const [taken] = await this.#db.q<{ id: string }>(`SELECT id FROM ${t} WHERE name = $1 AND id <> $2`, [s.name, s.id], c);
@@ -96,7 +99,12 @@ export class PostgresSchedules {
               values,
               c,
             );
-            if (inserted.length === 0) throw new ConflictError(scheduleConflict(s.name), { id: s.id });
+            // Not inserted: unless an earlier try of this very write went through (same id, same time).
+            const ours =
+              inserted.length > 0 ||
+              (await this.#db.q(`SELECT id FROM ${t} WHERE id = $1 AND revision = 1 AND created_at = $2`, [s.id, now], c))
+                .length > 0;
+            if (!ours) throw new ConflictError(scheduleConflict(s.name), { id: s.id });
           } else {
             const changed = await this.#db.q(
               `UPDATE ${t} SET name = $1, description = $2, cron = $3, interval_ms = $4, timezone = $5, job = $6,
