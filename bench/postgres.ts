@@ -76,6 +76,16 @@ function startWorker(config: Record<string, unknown>, onLatency?: (ms: number) =
   });
 }
 
+/** CPU seconds a live process has used so far (Linux /proc; null elsewhere). */
+function processCpuSeconds(pid: number | undefined): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * CPU seconds the server has used so far: the server process and its live
  * backends, plus what its exited children used (Linux /proc; null elsewhere).
@@ -174,17 +184,27 @@ export async function benchPostgres({ quick, record, say }: PostgresBenchOptions
         Array.from({ length: processes }, () => startWorker({ url, agent: 'noop', concurrency: 32, mode: 'noop' })),
       );
       // As the SQLite figure is taken: the backlog is there, every process is up, the clock runs from their start.
+      const workersCpu = () => workers.reduce<number | null>((sum, w) => {
+        const cpu = processCpuSeconds(w.child.pid);
+        return sum == null || cpu == null ? null : sum + cpu;
+      }, 0);
       const cpuBefore = serverCpuSeconds(server.dataDir);
+      const workersBefore = workersCpu();
       const start = performance.now();
       for (const w of workers) w.child.send('go');
       await until(() => workers.reduce((sum, w) => sum + w.done, 0) >= count, 5);
       const ms = performance.now() - start;
       const cpuAfter = serverCpuSeconds(server.dataDir);
+      const workersAfter = workersCpu();
       const label = `${processes} worker process${processes > 1 ? 'es' : ''}`;
       record(`postgres: no-op jobs/s, ${label}, concurrency 32 each`, count / (ms / 1000), '/s');
       // What the database itself spends per job: the figure that bounds many workers on a bigger server.
       if (cpuBefore != null && cpuAfter != null) {
         record(`postgres: server CPU per no-op job, ${label}`, ((cpuAfter - cpuBefore) * 1e6) / count, 'µs');
+      }
+      // And what the worker processes spend: with the server, what two cores have to share.
+      if (workersBefore != null && workersAfter != null) {
+        record(`postgres: worker CPU per no-op job, ${label}`, ((workersAfter - workersBefore) * 1e6) / count, 'µs');
       }
       await Promise.all(workers.map((w) => w.stop()));
       await queue.close();
