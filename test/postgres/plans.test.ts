@@ -30,8 +30,10 @@ function faults(node: PlanNode, table: string): string[] {
   const found: string[] = [];
   if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] === table) found.push(`a sequential scan of ${table}`);
   if (node['Node Type'] === 'Nested Loop') {
-    const inner = node.Plans?.find((p) => p['Parent Relationship'] === 'Inner');
-    if (inner?.['Node Type'] === 'Function Scan') found.push('a nested loop that rescans the whole batch for each job');
+    let inner = node.Plans?.find((p) => p['Parent Relationship'] === 'Inner');
+    // A materialized batch is still read whole for each job.
+    while (inner && inner['Node Type'] === 'Materialize') inner = inner.Plans?.[0];
+    if (inner?.['Node Type'] === 'Function Scan') found.push('a nested loop that reads the whole batch for each job');
   }
   for (const child of node.Plans ?? []) found.push(...faults(child, table));
   return found;
