@@ -98,15 +98,6 @@ export interface WorkerOptions {
 }
 
 /**
- * Outcome writes a worker has under way at once. One: what finishes while
- * it commits goes in the next, so a busy worker writes large batches, and
- * an idle one writes each outcome at once. With two, four worker processes
- * on one PostgreSQL server wrote batches half the size, and the server's
- * fixed cost per statement showed (about 23,300 against 24,100 no-op jobs/s).
- */
-const OUTCOME_WRITES = 1;
-
-/**
  * Jobs a worker may hold ahead, per slot, by default. A PostgreSQL claim
  * is a round trip with a fixed cost on the server, which larger batches
  * spread thinner; a SQLite claim is cheap, and a worker that holds fewer
@@ -260,8 +251,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #running = new RunningSet();
   #outcomes: PendingOutcome[] = [];
   #flushScheduled: NodeJS.Immediate | undefined;
-  /** Outcome writes under way: outcomes that come meanwhile wait for one to end, and go together. */
-  readonly #writing = new Set<Promise<void>>();
+  /**
+   * The outcome write under way. One at a time: what finishes while it
+   * commits goes in the next, so a busy worker writes large batches, and an
+   * idle one writes each outcome at once. With two under way, four worker
+   * processes on one PostgreSQL server wrote batches half the size, and the
+   * server's fixed cost per statement showed (about 23,300 against 24,100
+   * no-op jobs/s).
+   */
+  #writing: Promise<void> | undefined;
   #claiming = false;
   /** Settles when the claim under way (if any) has returned its jobs. */
   #claimDone: Promise<void> = Promise.resolve();
@@ -435,13 +433,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #onCancelled = (ids: string[], options?: { force?: boolean }) => {
     const cancelled = new Set(ids);
     // Held ahead, not started: the cancel has already written their end.
-    if (this.#ahead.length > 0) {
-      this.#ahead = this.#ahead.filter((a) => {
-        if (!cancelled.has(a.job.id)) return true;
-        this.#emit('job:dropped', a.job, new JobCancelledError({ force: options?.force }));
-        return false;
-      });
-    }
+    this.#dropAhead(cancelled, () => new JobCancelledError({ force: options?.force }));
     this.#running.forEach((r) => {
       if (cancelled.has(r.job.id)) abortRun(r, new JobCancelledError({ force: options?.force }));
     });
@@ -491,8 +483,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Starts jobs held ahead in the free slots, claims for the slots and the jobs to hold, and starts what fits. */
   async #fill(): Promise<void> {
     if (this.#state !== 'running') return;
-    const free = this.#freeSlots();
-    if (free > 0 && this.#ahead.length > 0) void this.#launch(this.#ahead.splice(0, free).map((a) => a.job));
+    void this.#startHeld();
     if (this.#claiming) {
       this.#claimAgain = true;
       return;
@@ -532,7 +523,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // In claim order, after any held before them; a stopping worker hands them all back.
     const at = performance.now();
     for (const job of jobs) this.#ahead.push({ job, at });
-    if (this.#state === 'running') await this.#launch(this.#ahead.splice(0, Math.max(0, this.#freeSlots())).map((a) => a.job));
+    if (this.#state === 'running') await this.#startHeld();
     this.#armHold();
     if (this.#claimAgain) {
       this.#claimAgain = false;
@@ -540,6 +531,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } else if (jobs.length < limit) {
       void this.#armNextRun();
     }
+  }
+
+  /** Starts the oldest jobs held ahead in the slots that are free. */
+  async #startHeld(): Promise<void> {
+    if (this.#ahead.length === 0) return;
+    await this.#launch(this.#ahead.splice(0, Math.max(0, this.#freeSlots())).map((a) => a.job));
   }
 
   /** Starts claimed jobs; those under a rate limit once their slots are taken (one transaction for the batch). */
@@ -838,20 +835,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return batch;
   }
 
-  /** A write is due once one of the writes under way (at most OUTCOME_WRITES) is done. */
+  /** A write is due once the one under way is done. */
   #scheduleFlush(): void {
-    if (this.#writing.size < OUTCOME_WRITES) this.#flushScheduled ??= setImmediate(() => void this.#flush());
+    if (!this.#writing) this.#flushScheduled ??= setImmediate(() => void this.#flush());
   }
 
   async #flush(): Promise<void> {
     const batch = this.#takeOutcomes();
     if (batch.length === 0) return;
-    const write = this.#write(batch);
-    this.#writing.add(write);
+    this.#writing = this.#write(batch);
     try {
-      await write;
+      await this.#writing;
     } finally {
-      this.#writing.delete(write);
+      this.#writing = undefined;
       if (this.#outcomes.length > 0) this.#scheduleFlush();
     }
   }
@@ -941,11 +937,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #dropHeld(looked: ReadonlyArray<{ job: Job }>, states: Map<string, JobState>): void {
     if (looked.length === 0) return;
     const gone = new Set(looked.filter((a) => !stillHolds(states.get(a.job.id), this.#leaseOf(a.job))).map((a) => a.job.id));
-    if (gone.size === 0) return;
     // Those started meanwhile have already left the list.
+    this.#dropAhead(gone, (job) => (states.get(job.id)?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError()));
+  }
+
+  /** Takes these jobs out of those held ahead, never to start, and says why (`job:dropped`). */
+  #dropAhead(ids: ReadonlySet<string>, reason: (job: Job) => Error): void {
+    if (ids.size === 0 || this.#ahead.length === 0) return;
     this.#ahead = this.#ahead.filter((a) => {
-      if (!gone.has(a.job.id)) return true;
-      this.#emit('job:dropped', a.job, states.get(a.job.id)?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError());
+      if (!ids.has(a.job.id)) return true;
+      this.#emit('job:dropped', a.job, reason(a.job));
       return false;
     });
   }
@@ -1011,8 +1012,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (const r of this.#running.list()) abortRun(r, new ShutdownError());
       await all();
     }
-    while (this.#outcomes.length > 0 || this.#flushScheduled || this.#writing.size > 0) {
-      if (this.#writing.size > 0) await Promise.all(this.#writing);
+    while (this.#outcomes.length > 0 || this.#flushScheduled || this.#writing) {
+      if (this.#writing) await this.#writing;
       else await this.#flush();
     }
     await handedBack;
