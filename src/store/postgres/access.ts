@@ -24,3 +24,16 @@ export interface PostgresAccess {
 
 /** The lease check of a write by a job's worker: $2 its worker id, $3 its attempt. */
 export const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
+
+/**
+ * An INSERT that, tried again after the reply to its commit was lost, finds
+ * the row its earlier try wrote, instead of writing it twice or reporting a
+ * conflict with itself. `insert` ends in ON CONFLICT DO NOTHING; `own` picks,
+ * in `table`, the row of this very write (an id its writer chose, or values
+ * only it has). Returns `column` of the row inserted or found: none when the
+ * insert wrote nothing and no earlier try did either.
+ */
+export function insertOnceSql(insert: string, column: string, table: string, own: string): string {
+  return `WITH ins AS (${insert} RETURNING ${column})
+    SELECT ${column} FROM ins UNION ALL SELECT ${column} FROM ${table} WHERE ${own}`;
+}

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
-import { FENCE, type PostgresAccess } from './access.ts';
+import { FENCE, insertOnceSql, type PostgresAccess } from './access.ts';
 
 export function limitsMigrationSql(s: string): string {
   return `
@@ -176,13 +176,16 @@ export class PostgresLimits {
   }
 
   async addUsage(lease: Lease, u: UsageRecord): Promise<boolean> {
-    // A retry finds the row of an attempt whose commit went through.
+    const usage = this.#t('job_usage');
     const rows = await this.#db.q(
-      `WITH ins AS (
-         INSERT INTO ${this.#t('job_usage')} (job_id, model, input_tokens, output_tokens, cost_usd, created_at, write_id)
+      insertOnceSql(
+        `INSERT INTO ${usage} (job_id, model, input_tokens, output_tokens, cost_usd, created_at, write_id)
          SELECT id, $4, $5, $6, $7, $8, $9 FROM ${this.#t('jobs')} WHERE id = $1 AND ${FENCE}
-         ON CONFLICT (write_id) DO NOTHING RETURNING job_id)
-       SELECT job_id FROM ins UNION ALL SELECT job_id FROM ${this.#t('job_usage')} WHERE write_id = $9`,
+         ON CONFLICT (write_id) DO NOTHING`,
+        'job_id',
+        usage,
+        'write_id = $9',
+      ),
       [lease.id, lease.workerId, lease.attempt, u.model, u.inputTokens, u.outputTokens, u.costUsd, this.#db.now(), randomUUID()],
     );
     return rows.length > 0;

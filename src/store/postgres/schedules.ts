@@ -9,7 +9,7 @@
  * index (SQLSTATE 23505) and reported as a ConflictError.
  */
 import type pg from 'pg';
-import type { PostgresAccess } from './access.ts';
+import { insertOnceSql, type PostgresAccess } from './access.ts';
 import { ConflictError } from '../../errors.ts';
 import { isFinished } from '../../job.ts';
 import { rowToSchedule, scheduleConflict, type ScheduleRow } from '../schedule-rows.ts';
@@ -92,19 +92,20 @@ export class PostgresSchedules {
         const values = [s.name, s.description, s.cron, s.intervalMs, s.timezone, s.job, s.enabled, s.overlap, s.nextRunAt, s.id, now];
         try {
           if (expectedRevision === null) {
+            // An earlier try's row has the same id, its first revision and the same time.
             const inserted = await this.#db.q(
-              `INSERT INTO ${t} (name, description, cron, interval_ms, timezone, job, enabled, overlap, next_run_at,
-                 id, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)
-               ON CONFLICT (id) DO NOTHING RETURNING id`,
+              insertOnceSql(
+                `INSERT INTO ${t} (name, description, cron, interval_ms, timezone, job, enabled, overlap, next_run_at,
+                   id, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)
+                 ON CONFLICT (id) DO NOTHING`,
+                'id',
+                t,
+                'id = $10 AND revision = 1 AND created_at = $11',
+              ),
               values,
               c,
             );
-            // Not inserted: unless an earlier try of this very write went through (same id, same time).
-            const ours =
-              inserted.length > 0 ||
-              (await this.#db.q(`SELECT id FROM ${t} WHERE id = $1 AND revision = 1 AND created_at = $2`, [s.id, now], c))
-                .length > 0;
-            if (!ours) throw new ConflictError(scheduleConflict(s.name), { id: s.id });
+            if (inserted.length === 0) throw new ConflictError(scheduleConflict(s.name), { id: s.id });
           } else {
             const changed = await this.#db.q(
               `UPDATE ${t} SET name = $1, description = $2, cron = $3, interval_ms = $4, timezone = $5, job = $6,

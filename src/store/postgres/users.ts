@@ -1,7 +1,7 @@
 /** Users and API tokens on PostgreSQL. Tokens are kept as SHA-256 hashes only. */
 import { ConflictError } from '../../errors.ts';
 import type { TokenRecord, UserRecord, UserRole } from '../store.ts';
-import type { PostgresAccess } from './access.ts';
+import { insertOnceSql, type PostgresAccess } from './access.ts';
 
 
 export function usersMigrationSql(s: string): string {
@@ -46,11 +46,15 @@ export class PostgresUsers {
   }
 
   async create(name: string, role: UserRole): Promise<UserRecord> {
-    // A retry after a lost commit reply finds the row its first attempt wrote: same role, same time.
     const users = this.#db.table('users');
+    // An earlier try's row has the same role and the same time.
     const rows = await this.#db.q<{ name: string }>(
-      `WITH ins AS (INSERT INTO ${users} (name, role, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING name)
-       SELECT name FROM ins UNION ALL SELECT name FROM ${users} WHERE name = $1 AND role = $2 AND created_at = $3`,
+      insertOnceSql(
+        `INSERT INTO ${users} (name, role, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+        'name',
+        users,
+        'name = $1 AND role = $2 AND created_at = $3',
+      ),
       [name, role, this.#db.now()],
     );
     if (rows.length === 0) throw new ConflictError(`a user named ${name} already exists`, { name });
@@ -72,12 +76,15 @@ export class PostgresUsers {
   }
 
   async addToken(t: TokenRecord): Promise<boolean> {
-    // As for users: a retry finds the row its first attempt wrote.
     const tokens = this.#db.table('tokens');
     const rows = await this.#db.q(
-      `WITH ins AS (INSERT INTO ${tokens} (id, user_name, hash, created_at)
-         SELECT $1, name, $3, $4 FROM ${this.#db.table('users')} WHERE name = $2 ON CONFLICT (id) DO NOTHING RETURNING id)
-       SELECT id FROM ins UNION ALL SELECT id FROM ${tokens} WHERE id = $1 AND user_name = $2 AND hash = $3`,
+      insertOnceSql(
+        `INSERT INTO ${tokens} (id, user_name, hash, created_at)
+         SELECT $1, name, $3, $4 FROM ${this.#db.table('users')} WHERE name = $2 ON CONFLICT (id) DO NOTHING`,
+        'id',
+        tokens,
+        'id = $1 AND user_name = $2 AND hash = $3',
+      ),
       [t.id, t.user, t.hash, t.createdAt],
     );
     return rows.length > 0;
