@@ -54,6 +54,118 @@ class WaitForChildren {
   readonly name = 'WaitForChildren';
 }
 
+/**
+ * What a handler gets beside its job. One object per attempt, its functions
+ * made when read: a context of closures made every function of every
+ * attempt, and most handlers use none of them. Read once, a function stays
+ * tied to its attempt, so `const { progress, log } = ctx` works.
+ */
+class AttemptContext implements JobContext {
+  readonly job: Job;
+  readonly attempt: number;
+  readonly workerId: string;
+  readonly #queue: Queue;
+  readonly #lease: Lease;
+  readonly #running: Running;
+  #durable: DurableContext | undefined;
+  #limits: LimitContext | undefined;
+
+  constructor(queue: Queue, workerId: string, job: Job, lease: Lease, running: Running) {
+    this.#queue = queue;
+    this.workerId = workerId;
+    this.job = job;
+    this.attempt = job.attempts;
+    this.#lease = lease;
+    this.#running = running;
+  }
+
+  get signal(): AbortSignal {
+    return this.#running.abort.signal;
+  }
+
+  #durableOf(): DurableContext {
+    return (this.#durable ??= durableContext(this.#queue, this.job, this.#lease));
+  }
+
+  #limitsOf(): LimitContext {
+    return (this.#limits ??= limitContext(this.#queue, this.job, this.#lease, (error) => abortRun(this.#running, error)));
+  }
+
+  get progress(): JobContext['progress'] {
+    return async (percent, message) => {
+      if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
+        throw new ValidationError('progress', 'must be a number from 0 to 100');
+      }
+      await this.#queue.store.setProgress(this.#lease, percent, message ?? null);
+    };
+  }
+
+  get log(): JobContext['log'] {
+    return async (level, message, data) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+        throw new ValidationError('level', `must be one of ${LOG_LEVELS.join(', ')}`);
+      }
+      await this.#queue.store.appendLogs([
+        {
+          jobId: this.job.id,
+          attempt: this.attempt,
+          level,
+          message: String(message),
+          data: data === undefined ? null : encodeJson('data', data, this.#queue.maxPayloadBytes),
+        },
+      ]);
+    };
+  }
+
+  get spawn(): JobContext['spawn'] {
+    return (child) => this.#queue.submit({ owner: this.job.owner, ...child, parentId: this.job.id });
+  }
+
+  get children(): JobContext['children'] {
+    return () => this.#queue.store.listChildren(this.job.id);
+  }
+
+  get publish(): JobContext['publish'] {
+    return (event) => this.#queue.events.publish({ source: this.job.agent, ...event, jobId: this.job.id, owner: this.job.owner });
+  }
+
+  get waitForChildren(): JobContext['waitForChildren'] {
+    return () => Promise.reject(new WaitForChildren());
+  }
+
+  get step(): JobContext['step'] {
+    return (name, fn) => this.#durableOf().step(name, fn);
+  }
+
+  get state(): JobContext['state'] {
+    return () => this.#durableOf().state();
+  }
+
+  get checkpoint(): JobContext['checkpoint'] {
+    return (value) => this.#durableOf().checkpoint(value);
+  }
+
+  get waitForEvent(): JobContext['waitForEvent'] {
+    return (pattern, options) => this.#durableOf().waitForEvent(pattern, options);
+  }
+
+  get approval(): JobContext['approval'] {
+    return (request) => this.#durableOf().approval(request);
+  }
+
+  get usage(): JobContext['usage'] {
+    return (usage) => this.#limitsOf().usage(usage);
+  }
+
+  get remainingBudget(): JobContext['remainingBudget'] {
+    return () => this.#limitsOf().remainingBudget();
+  }
+
+  get retryAfter(): JobContext['retryAfter'] {
+    return (ms) => this.#limitsOf().retryAfter(ms);
+  }
+}
+
 /** A handler returns the job's result (any JSON value; undefined is stored as null). */
 export type Handler = (job: Job, ctx: JobContext) => unknown;
 
@@ -398,12 +510,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } finally {
       this.#taking -= jobs.length;
     }
+    const started: Job[] = [];
     for (const [i, job] of jobs.entries()) {
       const slot = slots[i];
-      const lease = this.#leaseOf(job);
-      if (slot.ok) this.#start(job);
-      else void this.#defer(job, lease, slot.retryAt, `rate limit ${slot.key}`, false);
+      if (slot.ok) started.push(job);
+      else void this.#defer(job, this.#leaseOf(job), slot.retryAt, `rate limit ${slot.key}`, false);
     }
+    this.#start(started);
   }
 
   /**
@@ -543,12 +656,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #launch(jobs: Job[]): Promise<void> {
     if (jobs.length === 0) return;
     if (this.#limitedKeys.size === 0) {
-      for (const job of jobs) this.#start(job);
+      this.#start(jobs);
       return;
     }
     const needs = jobs.map((job) => rateKeysOf(job).filter((k) => this.#limitedKeys.has(k)));
     const limited = jobs.filter((_, i) => needs[i].length > 0);
-    for (const [i, job] of jobs.entries()) if (needs[i].length === 0) this.#start(job);
+    this.#start(jobs.filter((_, i) => needs[i].length === 0));
     if (limited.length > 0) await this.#startLimited(limited, needs.filter((n) => n.length > 0));
   }
 
@@ -622,20 +735,26 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return { id: job.id, workerId: this.#id, attempt: job.attempts };
   }
 
-  #start(job: Job): void {
-    this.#countStart();
-    const lease = this.#leaseOf(job);
-    const abort = new AbortController();
-    const running: Running = { job, lease, abort, done: Promise.resolve(), slot: -1 };
-    // A new attempt proves any older one of the same job has lost its lease.
-    this.#running.forEach((r) => {
-      if (r.job.id === job.id && !r.abort.signal.aborted) abortRun(r, new LeaseLostError());
-    });
-    this.#running.add(running);
-    running.done = this.#run(running).finally(() => {
-      this.#running.delete(running);
-      if (this.#state === 'running') this.#wake();
-    });
+  /** Starts attempts (of distinct jobs). */
+  #start(jobs: readonly Job[]): void {
+    if (jobs.length === 0) return;
+    if (this.#running.size > 0) {
+      // A new attempt proves any older one of the same job has lost its lease. One pass over
+      // what runs for the whole batch: a pass per job was a tenth of a busy worker's time.
+      const ids = new Set(jobs.map((job) => job.id));
+      this.#running.forEach((r) => {
+        if (ids.has(r.job.id) && !r.abort.signal.aborted) abortRun(r, new LeaseLostError());
+      });
+    }
+    for (const job of jobs) {
+      this.#countStart();
+      const running: Running = { job, lease: this.#leaseOf(job), abort: new AbortController(), done: Promise.resolve(), slot: -1 };
+      this.#running.add(running);
+      running.done = this.#run(running).finally(() => {
+        this.#running.delete(running);
+        if (this.#state === 'running') this.#wake();
+      });
+    }
   }
 
   async #run(running: Running): Promise<void> {
@@ -650,7 +769,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
-      const ctx = this.#context(job, lease, running);
+      const ctx = new AttemptContext(this.queue, this.#id, job, lease, running);
       // Whichever comes first: the handler's result, or an abort (no listener on the signal per job).
       const value = await new Promise((resolve, reject) => {
         running.stop = reject;
@@ -768,54 +887,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!retryable || job.attempts >= job.maxAttempts) return { kind: 'fail', lease, error: encoded };
     const runAt = this.queue.clock.now() + backoffDelay(job.backoff, job.attempts, this.#random);
     return { kind: 'retry', lease, error: encoded, runAt };
-  }
-
-  #context(job: Job, lease: Lease, running: Running): JobContext {
-    const signal = running.abort.signal;
-    const store = this.queue.store;
-    let durableCtx: DurableContext | undefined;
-    let limitCtx: LimitContext | undefined;
-    const durable = () => (durableCtx ??= durableContext(this.queue, job, lease));
-    const limits = () => (limitCtx ??= limitContext(this.queue, job, lease, (error) => abortRun(running, error)));
-    return {
-      job,
-      attempt: job.attempts,
-      signal,
-      workerId: this.#id,
-      progress: async (percent, message) => {
-        if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
-          throw new ValidationError('progress', 'must be a number from 0 to 100');
-        }
-        await store.setProgress(lease, percent, message ?? null);
-      },
-      log: async (level, message, data) => {
-        if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-          throw new ValidationError('level', `must be one of ${LOG_LEVELS.join(', ')}`);
-        }
-        await store.appendLogs([
-          {
-            jobId: job.id,
-            attempt: job.attempts,
-            level,
-            message: String(message),
-            data: data === undefined ? null : encodeJson('data', data, this.queue.maxPayloadBytes),
-          },
-        ]);
-      },
-      spawn: (child) => this.queue.submit({ owner: job.owner, ...child, parentId: job.id }),
-      children: () => this.queue.store.listChildren(job.id),
-      publish: (event) => this.queue.events.publish({ source: job.agent, ...event, jobId: job.id, owner: job.owner }),
-      waitForChildren: () => Promise.reject(new WaitForChildren()),
-      // Steps, waits and usage are made on first use: most handlers need none of them.
-      step: (name, fn) => durable().step(name, fn),
-      state: () => durable().state(),
-      checkpoint: (value) => durable().checkpoint(value),
-      waitForEvent: (pattern, options) => durable().waitForEvent(pattern, options),
-      approval: (request) => durable().approval(request),
-      usage: (usage) => limits().usage(usage),
-      remainingBudget: () => limits().remainingBudget(),
-      retryAfter: (ms) => limits().retryAfter(ms),
-    };
   }
 
   /** Queues an outcome for the next batched write; resolves with whether it took. */
