@@ -199,8 +199,27 @@ function byLease<T>(items: readonly T[], lease: (item: T) => Lease): T[] {
  * How an outcome is matched to the row it wrote: one attempt of one job (a
  * stale attempt of the same job in the same batch must not count as written).
  */
-function outcomeKey(kind: Outcome['kind'], id: string, attempt: number): string {
-  return `${kind}:${id}:${attempt}`;
+/** The positions of the outcomes that `pick` keeps, by kind. */
+function byKind(outcomes: readonly Outcome[], pick: (o: Outcome, i: number) => boolean): Map<Outcome['kind'], number[]> {
+  const kinds = new Map<Outcome['kind'], number[]>();
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i];
+    if (!pick(o, i)) continue;
+    const at = kinds.get(o.kind);
+    if (at) at.push(i);
+    else kinds.set(o.kind, [i]);
+  }
+  return kinds;
+}
+
+/**
+ * Marks which outcomes of `list` (at positions `at`) took: those whose job and
+ * attempt are among the rows their write changed (one per job at most).
+ */
+function markTaken(took: boolean[], list: readonly Outcome[], at: readonly number[], rows: ReadonlyArray<{ id: string; attempt: number }>): void {
+  const attempts = new Map<string, number>();
+  for (const r of rows) attempts.set(r.id, Number(r.attempt));
+  for (let k = 0; k < list.length; k++) if (attempts.get(list[k].lease.id) === list[k].lease.attempt) took[at[k]] = true;
 }
 
 /** SQLSTATE classes and codes worth trying again: connection loss, server shutting down, deadlock, serialization. */
@@ -225,6 +244,35 @@ function isBroken(error: unknown): boolean {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * How the store reads values: as pg does, except bigint, which pg reads as a
+ * string and the store's times (ms), ids and counts all want as a number (they
+ * stay far below 2^53). It also leaves a pool's own parsers out of the store's
+ * reads.
+ */
+const READ_TYPES = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 && format !== 'binary' ? Number : pg.types.getTypeParser(oid, format)),
+};
+
+/**
+ * Values as a PostgreSQL array literal, for a text-format array parameter:
+ * one string for the batch, where pg's own conversion builds one per element
+ * and quotes every one. Elements of letters, digits and underscores go as
+ * they are (ids, attempts, times); others are quoted and escaped.
+ */
+export function arrayLiteral(values: readonly (string | number | null)[]): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v == null) parts[i] = 'NULL';
+    else if (typeof v === 'number') parts[i] = String(v);
+    else if (PLAIN_ELEMENT.test(v) && v.toUpperCase() !== 'NULL') parts[i] = v;
+    else parts[i] = `"${v.replace(/[\\"]/g, '\\$&')}"`;
+  }
+  return `{${parts.join(',')}}`;
+}
+const PLAIN_ELEMENT = /^[A-Za-z0-9_]+$/;
 
 /** Names for prepared statements, shared by every store in the process (names are per connection). */
 const statementNames = new Map<string, string>();
@@ -440,7 +488,7 @@ export class PostgresStore implements Store, ScheduleStore {
 
   /** One statement (its own transaction), prepared once per connection. */
   async #q<T extends Row = Row>(text: string, values: unknown[] = [], on: Queryable = this.#pool): Promise<T[]> {
-    const result = await on.query<T>({ name: statementName(text), text, values });
+    const result = await on.query<T>({ name: statementName(text), text, values, types: READ_TYPES });
     return result.rows;
   }
 
@@ -1021,11 +1069,11 @@ export class PostgresStore implements Store, ScheduleStore {
     const list = byLease(outcomes, (o) => o.lease);
     return [
       now,
-      list.map((o) => o.lease.id),
-      list.map((o) => o.lease.workerId),
-      list.map((o) => o.lease.attempt),
-      list.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null)),
-      list.map((o) => (o.kind === 'retry' ? o.runAt : null)),
+      arrayLiteral(list.map((o) => o.lease.id)),
+      arrayLiteral(list.map((o) => o.lease.workerId)),
+      arrayLiteral(list.map((o) => o.lease.attempt)),
+      arrayLiteral(list.map((o) => (o.kind === 'complete' ? o.result : o.kind === 'fail' || o.kind === 'retry' ? o.error : null))),
+      arrayLiteral(list.map((o) => (o.kind === 'retry' ? o.runAt : null))),
     ];
   }
 
@@ -1041,34 +1089,23 @@ export class PostgresStore implements Store, ScheduleStore {
    */
   async finishJobs(outcomes: readonly Outcome[]): Promise<boolean[]> {
     if (outcomes.length === 0) return [];
-    const took = new Set<string>();
-    const quick = new Map<Outcome['kind'], Outcome[]>();
-    for (const o of outcomes) {
-      if (!(o.kind in QUICK_EVENTS)) continue;
-      const list = quick.get(o.kind) ?? [];
-      list.push(o);
-      quick.set(o.kind, list);
-    }
-    for (const [kind, list] of quick) {
+    const took = new Array<boolean>(outcomes.length).fill(false);
+    for (const [kind, at] of byKind(outcomes, (o) => o.kind in QUICK_EVENTS)) {
+      const list = at.map((i) => outcomes[i]);
       const rows = await this.#one<{ id: string; attempt: number }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
-      for (const r of rows) took.add(outcomeKey(kind, r.id, r.attempt));
+      markTaken(took, list, at, rows);
     }
-    const kinds = new Map<Outcome['kind'], Outcome[]>();
-    for (const o of outcomes) {
-      if (took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt))) continue;
-      const list = kinds.get(o.kind) ?? [];
-      list.push(o);
-      kinds.set(o.kind, list);
-    }
+    const kinds = byKind(outcomes, (_, i) => !took[i]);
     if (kinds.size === 0) {
       this.#notifySoon();
-      return outcomes.map((o) => took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt)));
+      return took;
     }
-    const { woke, tookHere } = await this.#tx(async (c) => {
+    const { woke, taken } = await this.#tx(async (c) => {
       const now = this.now();
-      const tookHere: string[] = [];
+      const taken: Array<{ list: Outcome[]; at: number[]; rows: Array<{ id: string; attempt: number }> }> = [];
       let wake = false;
-      for (const [kind, list] of kinds) {
+      for (const [kind, at] of kinds) {
+        const list = at.map((i) => outcomes[i]);
         if (kind === 'wait') {
           // Lock our own rows first, so the children counted below are read after any child
           // that finished meanwhile committed (a finishing child locks its parent the same way).
@@ -1083,7 +1120,7 @@ export class PostgresStore implements Store, ScheduleStore {
           this.#finishValues(list, now),
           c,
         );
-        for (const r of rows) tookHere.push(outcomeKey(kind, r.id, r.attempt));
+        taken.push({ list, at, rows });
         if (rows.length === 0) continue;
         if (kind === 'release') wake = true;
         if (kind === 'wait') {
@@ -1104,11 +1141,12 @@ export class PostgresStore implements Store, ScheduleStore {
         }
       }
       if (wake) await this.#notify(c);
-      return { woke: wake, tookHere };
+      return { woke: wake, taken };
     });
-    for (const key of tookHere) took.add(key);
+    // Marked once committed: a transaction tried again starts over.
+    for (const t of taken) markTaken(took, t.list, t.at, t.rows);
     if (!woke) this.#notifySoon();
-    return outcomes.map((o) => took.has(outcomeKey(o.kind, o.lease.id, o.lease.attempt)));
+    return took;
   }
 
   /** Dependents whose last dependency just completed become pending. Returns whether any did. */
