@@ -50,8 +50,8 @@ interface BenchWorker {
 
 function startWorker(config: Record<string, unknown>, onLatency?: (ms: number) => void): Promise<BenchWorker> {
   const child = fork(workerScript, [], {
-    // The V8 flags the agentq command runs its worker processes with (bin/agentq.js).
-    execArgv: ['--max-semi-space-size=4'],
+    // The V8 flags the agentq command runs its worker processes with on PostgreSQL (bin/agentq.js).
+    execArgv: ['--max-semi-space-size=16'],
     env: { ...process.env, AGENTQ_BENCH_WORKER: JSON.stringify(config) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -3,17 +3,33 @@
 // (Node >= 22.18 strips types); an installed package runs the compiled dist/.
 //
 // The long-running commands (worker, serve, scheduler) run in a child Node
-// with a capped young generation (--max-semi-space-size=4): V8 otherwise
-// grows it with the machine's memory, and a busy worker's RSS with it, for
-// no gain in speed. This process forwards signals to the child, exits as it
-// does, and the child stops when this process goes away. AGENTQ_NODE_OPTIONS
-// replaces the flag (empty: run in this process as it is).
+// with a capped young generation: V8 otherwise grows it with the machine's
+// memory, and a busy worker's RSS with it. On SQLite the cap is 4 MB
+// (--max-semi-space-size=4), which costs it no speed; on PostgreSQL it is
+// 16 MB, where a busy worker spends a sixth of its time less in collecting
+// garbage for some 30 MB more. This process forwards signals to the child,
+// exits as it does, and the child stops when this process goes away.
+// AGENTQ_NODE_OPTIONS replaces the flag (empty: run in this process as it is).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const LONG_RUNNING = new Set(['worker', 'serve', 'scheduler']);
 const WITH_VALUE = new Set(['--db', '--server', '--token']);
+
+/** The --db value (or AGENTQ_DATABASE_URL), as the command will read it. */
+function databaseOf(args) {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--db') return args[i + 1] ?? '';
+    if (args[i].startsWith('--db=')) return args[i].slice('--db='.length);
+  }
+  return process.env.AGENTQ_DATABASE_URL ?? '';
+}
+
+/** The young generation's cap for the engine the database names. */
+function youngGeneration(db) {
+  return /^postgres(ql)?:\/\//i.test(db.trim()) ? '--max-semi-space-size=16' : '--max-semi-space-size=4';
+}
 
 function commandOf(args) {
   for (let i = 0; i < args.length; i++) {
@@ -25,7 +41,7 @@ function commandOf(args) {
 }
 
 const args = process.argv.slice(2);
-const flags = (process.env.AGENTQ_NODE_OPTIONS ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
+const flags = (process.env.AGENTQ_NODE_OPTIONS ?? youngGeneration(databaseOf(args))).split(/\s+/).filter(Boolean);
 const respawn =
   LONG_RUNNING.has(commandOf(args)) &&
   flags.length > 0 &&

@@ -10,6 +10,8 @@ import { openStore, Queue, ValidationError, Worker } from '../../src/index.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
 import { deferred, waitFor } from '../helpers/wait.ts';
+import { readFileSync } from 'node:fs';
+import { freshDb, start } from '../cli/run.ts';
 
 const HOUR = 3_600_000;
 
@@ -128,5 +130,24 @@ describe('PostgreSQL options and time', { skip: postgresUnavailable }, () => {
     } finally {
       await queue.close();
     }
+  });
+
+  it('runs `agentq worker` with a 16 MB young generation on PostgreSQL and 4 MB on SQLite', async () => {
+    /** The V8 flags of the child Node that `agentq worker` runs the worker in. */
+    const childFlags = async (db: string): Promise<string[]> => {
+      const worker = start(db, ['worker', '--agent', 'echo', '--poll-interval', '100ms']);
+      try {
+        await worker.output(/serving echo/, 'the worker banner');
+        const pid = worker.child.pid!;
+        const [child] = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/);
+        assert.ok(child, 'agentq worker runs in a child process');
+        return readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size'));
+      } finally {
+        worker.child.kill('SIGTERM');
+        assert.equal((await worker.exited).code, 0);
+      }
+    };
+    assert.deepEqual(await childFlags(`${await postgresBaseUrl()}?schema=${freshSchema()}`), ['--max-semi-space-size=16']);
+    assert.deepEqual(await childFlags(freshDb()), ['--max-semi-space-size=4']);
   });
 });
