@@ -80,7 +80,7 @@ class AttemptContext implements JobContext {
   }
 
   get signal(): AbortSignal {
-    return this.#running.abort.signal;
+    return signalOf(this.#running);
   }
 
   #durableOf(): DurableContext {
@@ -253,7 +253,10 @@ export interface WorkerEvents {
 interface Running {
   job: Job;
   lease: Lease;
-  abort: AbortController;
+  /** Why it was aborted (cancel, timeout, lost lease, shutdown); unset while it may run on. */
+  reason?: Error;
+  /** The controller of its signal, made when its handler first reads `ctx.signal`. */
+  controller?: AbortController;
   done: Promise<void>;
   /** Its index in the running set; -1 once it has left. */
   slot: number;
@@ -268,10 +271,24 @@ function stillHolds(state: JobState | undefined, lease: Lease): boolean {
   return state != null && state.status === 'running' && state.workerId === lease.workerId && state.attempt === lease.attempt;
 }
 
-/** Aborts an attempt: its signal fires and the worker stops waiting for its handler. */
+/** Aborts an attempt (the first reason stands): its signal fires and the worker stops waiting for its handler. */
 function abortRun(r: Running, reason: Error): void {
-  r.abort.abort(reason);
-  r.stop?.(r.abort.signal.reason);
+  r.reason ??= reason;
+  r.controller?.abort(r.reason);
+  r.stop?.(r.reason);
+}
+
+/** An attempt's signal: made on first read (most handlers never read it), aborted if the attempt already is. */
+function signalOf(r: Running): AbortSignal {
+  if (!r.controller) {
+    r.controller = new AbortController();
+    if (r.reason) r.controller.abort(r.reason);
+  }
+  return r.controller.signal;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value != null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**
@@ -743,12 +760,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       // what runs for the whole batch: a pass per job was a tenth of a busy worker's time.
       const ids = new Set(jobs.map((job) => job.id));
       this.#running.forEach((r) => {
-        if (ids.has(r.job.id) && !r.abort.signal.aborted) abortRun(r, new LeaseLostError());
+        if (ids.has(r.job.id) && !r.reason) abortRun(r, new LeaseLostError());
       });
     }
     for (const job of jobs) {
       this.#countStart();
-      const running: Running = { job, lease: this.#leaseOf(job), abort: new AbortController(), done: Promise.resolve(), slot: -1 };
+      const running: Running = { job, lease: this.#leaseOf(job), done: Promise.resolve(), slot: -1 };
       this.#running.add(running);
       running.done = this.#run(running).finally(() => {
         this.#running.delete(running);
@@ -758,7 +775,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   async #run(running: Running): Promise<void> {
-    const { job, lease, abort } = running;
+    const { job, lease } = running;
     this.#emit('job:start', job);
     const timer = job.timeoutMs != null ? setTimeout(() => abortRun(running, new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let outcome: Outcome | null;
@@ -770,31 +787,36 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
       const ctx = new AttemptContext(this.queue, this.#id, job, lease, running);
+      if (running.reason) throw running.reason;
+      const returned = handler(job, ctx);
       // Whichever comes first: the handler's result, or an abort (no listener on the signal per job).
-      const value = await new Promise((resolve, reject) => {
-        running.stop = reject;
-        if (abort.signal.aborted) reject(abort.signal.reason);
-        Promise.resolve()
-          .then(() => handler(job, ctx))
-          .then(resolve, reject);
-      });
+      const value = isThenable(returned)
+        ? await new Promise((resolve, reject) => {
+            running.stop = reject;
+            if (running.reason) reject(running.reason);
+            returned.then(resolve, reject);
+          })
+        : returned;
       outcome = { kind: 'complete', lease, result: encodeJson('result', (value ?? null) as Json, this.queue.maxPayloadBytes) };
     } catch (thrown) {
-      if (thrown instanceof WaitForChildren && !abort.signal.aborted) {
+      if (thrown instanceof WaitForChildren && !running.reason) {
         outcome = { kind: 'wait', lease };
-      } else if (thrown instanceof Suspend && !abort.signal.aborted) {
+      } else if (thrown instanceof Suspend && !running.reason) {
         suspend = thrown;
         outcome = null;
-      } else if (thrown instanceof RetryAfterError && !abort.signal.aborted) {
+      } else if (thrown instanceof RetryAfterError && !running.reason) {
         retryAfter = thrown;
         outcome = null;
       } else if (thrown instanceof LeaseLostError) {
         // A step found the lease gone (or the handler says so).
         error = thrown;
-        if (!abort.signal.aborted) abort.abort(error);
+        if (!running.reason) {
+          running.reason = error;
+          running.controller?.abort(error);
+        }
         outcome = null;
       } else {
-        error = abort.signal.aborted ? (abort.signal.reason as Error) : toError(thrown);
+        error = running.reason ?? toError(thrown);
         outcome = this.#outcomeOf(job, lease, error);
       }
     } finally {
@@ -978,7 +1000,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const states = new Map((await this.queue.store.jobStates(lost.map((r) => r.job.id))).map((s) => [s.id, s]));
     const forced = await this.#forcedCancels(lost.filter((r) => states.get(r.job.id)?.status === 'cancelled'));
     for (const r of lost) {
-      if (!this.#running.has(r) || r.abort.signal.aborted) continue;
+      if (!this.#running.has(r) || r.reason) continue;
       const cancelled = states.get(r.job.id)?.status === 'cancelled';
       abortRun(r, cancelled ? new JobCancelledError({ force: forced.has(r.job.id) }) : new LeaseLostError());
     }
