@@ -76,10 +76,15 @@ function startWorker(config: Record<string, unknown>, onLatency?: (ms: number) =
   });
 }
 
+/** A process's /proc stat fields after "pid (comm) ": utime, stime, cutime, cstime at 11–14, in ticks of 1/100 s. */
+function procStat(pid: number | string | undefined): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+}
+
 /** CPU seconds a live process has used so far (Linux /proc; null elsewhere). */
 function processCpuSeconds(pid: number | undefined): number | null {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const f = procStat(pid);
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return null;
@@ -94,14 +99,12 @@ function serverCpuSeconds(dataDir: string): number | null {
   try {
     const main = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const tick = 100; // USER_HZ on Linux
-    const fields = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    const own = fields(main);
-    // utime, stime, cutime, cstime are fields 14–17 of stat; after "pid (comm) " they start at index 11.
+    const own = procStat(main);
     let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
     for (const pid of readdirSync('/proc')) {
       if (!/^\d+$/.test(pid) || Number(pid) === main) continue;
       try {
-        const f = fields(pid);
+        const f = procStat(pid);
         if (Number(f[1]) === main) ticks += Number(f[11]) + Number(f[12]);
       } catch {
         // gone meanwhile

@@ -7,9 +7,11 @@
 // memory, and a busy worker's RSS with it. On SQLite the cap is 4 MB
 // (--max-semi-space-size=4), which costs it no speed; on PostgreSQL it is
 // 16 MB: a busy worker there spends about a sixth less CPU per job (less of
-// it collecting garbage), and its RSS after 100,000 jobs measured no higher. This process forwards signals to the child,
-// exits as it does, and the child stops when this process goes away.
-// AGENTQ_NODE_OPTIONS replaces the flag (empty: run in this process as it is).
+// it collecting garbage), and its RSS after 100,000 jobs measured no higher
+// (bench/postgres.ts runs its worker processes with the same flag). This
+// process forwards signals to the child, exits as it does, and the child
+// stops when this process goes away. AGENTQ_NODE_OPTIONS replaces the flag
+// (empty: run in this process as it is).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

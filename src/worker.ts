@@ -70,13 +70,13 @@ class AttemptContext implements JobContext {
   #durable: DurableContext | undefined;
   #limits: LimitContext | undefined;
 
-  constructor(queue: Queue, workerId: string, job: Job, lease: Lease, running: Running) {
+  constructor(queue: Queue, running: Running) {
     this.#queue = queue;
-    this.workerId = workerId;
-    this.job = job;
-    this.attempt = job.attempts;
-    this.#lease = lease;
     this.#running = running;
+    this.#lease = running.lease;
+    this.job = running.job;
+    this.attempt = running.lease.attempt;
+    this.workerId = running.lease.workerId;
   }
 
   get signal(): AbortSignal {
@@ -786,7 +786,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     try {
       const handler = this.#handlerFor(job);
       if (!handler) throw new ValidationError('type', `worker has no handler for ${job.agent}/${job.type}`);
-      const ctx = new AttemptContext(this.queue, this.#id, job, lease, running);
+      const ctx = new AttemptContext(this.queue, running);
       if (running.reason) throw running.reason;
       const returned = handler(job, ctx);
       // Whichever comes first: the handler's result, or an abort (no listener on the signal per job).
@@ -810,10 +810,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       } else if (thrown instanceof LeaseLostError) {
         // A step found the lease gone (or the handler says so).
         error = thrown;
-        if (!running.reason) {
-          running.reason = error;
-          running.controller?.abort(error);
-        }
+        abortRun(running, error);
         outcome = null;
       } else {
         error = running.reason ?? toError(thrown);

@@ -195,10 +195,6 @@ function byLease<T>(items: readonly T[], lease: (item: T) => Lease): T[] {
   });
 }
 
-/**
- * How an outcome is matched to the row it wrote: one attempt of one job (a
- * stale attempt of the same job in the same batch must not count as written).
- */
 /** The positions of the outcomes that `pick` keeps, by kind. */
 function byKind(outcomes: readonly Outcome[], pick: (o: Outcome, i: number) => boolean): Map<Outcome['kind'], number[]> {
   const kinds = new Map<Outcome['kind'], number[]>();
@@ -214,7 +210,8 @@ function byKind(outcomes: readonly Outcome[], pick: (o: Outcome, i: number) => b
 
 /**
  * Marks which outcomes of `list` (at positions `at`) took: those whose job and
- * attempt are among the rows their write changed (one per job at most).
+ * attempt are among the rows their write changed (one per job at most), so a
+ * stale attempt of the same job in the same batch does not count as written.
  */
 function markTaken(took: boolean[], list: readonly Outcome[], at: readonly number[], rows: ReadonlyArray<{ id: string; attempt: number }>): void {
   const attempts = new Map<string, number>();

@@ -83,7 +83,7 @@ export class PostgresSchedules {
         const gone = await this.#db.q(`DELETE FROM ${t} WHERE id = $1 AND revision = $2 RETURNING id`, [id, expectedRevision], c);
         if (gone.length > 0) continue;
         // Tried again, and gone: an earlier try deleted it, and only its reply was lost.
-        const left = await this.#db.q(`SELECT id FROM ${t} WHERE id = $1`, [id], c);
+        const left = attempt === 0 ? [] : await this.#db.q(`SELECT id FROM ${t} WHERE id = $1`, [id], c);
         if (attempt === 0 || left.length > 0) throw new ConflictError(scheduleConflict(id), { id });
       }
       for (const { schedule: s, expectedRevision } of changes.put) {
