@@ -14,6 +14,23 @@
  * still running (`tx < pg_snapshot_xmin(...)`): once an event is visible,
  * no event with a smaller id can appear later, and a reader that resumes after
  * the last id it saw misses nothing.
+ *
+ * The table has one index, its primary key: every job writes two or three
+ * events, and each further index cost every one of them an insert. What an
+ * index on `created_at` or `tx` would have found is found through the ids:
+ *
+ * - Ids follow time. A statement takes its `created_at` before it runs and
+ *   its ids while it runs, so an event with a larger id than another was
+ *   created no earlier than the other's time less the longest a statement
+ *   takes (`ORDER_SLACK_MS`). Time bounds become id bounds by bisecting the
+ *   ids, and retention walks the ids from the oldest up.
+ * - Marks (`event_marks`) say which ids are settled: a mark is the largest
+ *   visible id and its snapshot's `xmax` (the mark's `horizon`), read
+ *   together. Once every transaction older than the horizon has ended, every event still to
+ *   become visible has a larger id than the mark's (a transaction takes its
+ *   id after its transaction id: see `append`), so `lastId` reads on from the
+ *   newest such mark. The store writes one at most every `MARK_EVERY_MS`
+ *   while it works.
  */
 import type { PostgresAccess } from './access.ts';
 import { rowToEvent, type EventRow } from '../rows.ts';
@@ -32,6 +49,7 @@ CREATE TABLE ${s}.events (
   payload text NOT NULL,
   created_at bigint NOT NULL
 );
+-- Migration 9 drops these two: see marksMigrationSql.
 CREATE INDEX events_created ON ${s}.events (created_at);
 CREATE INDEX events_tx ON ${s}.events (tx);
 
@@ -140,22 +158,93 @@ export function writtenJobEventsSql(s: string, type: string): string {
       )`;
 }
 
+/** Migration 9: events keep only their primary key; marks of settled ids take over from the `tx` index. */
+export function marksMigrationSql(s: string): string {
+  return `
+DROP INDEX ${s}.events_created;
+DROP INDEX ${s}.events_tx;
+CREATE TABLE ${s}.event_marks (
+  id bigint PRIMARY KEY,
+  horizon xid8 NOT NULL
+);
+`;
+}
+
+/** The longest a statement may take between reading the clock and writing its events. */
+export const ORDER_SLACK_MS = 30_000;
+
+/** How often a working store marks the events table (see `PostgresEvents.mark`). */
+export const MARK_EVERY_MS = 500;
+
+/** Bisection stops when the ids left between its bounds are this few: reading them costs less than more probes. */
+const BISECT_SPAN = 1000;
+
+/** Events retention deletes per statement. */
+const DELETE_CHUNK = 5000;
+
 /** Where readers may look: events of transactions older than every running one. */
 const SETTLED = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
+
+/** The first visible event at or after an id: what a bisection step reads. */
+export interface Probe {
+  id: number;
+  createdAt: number;
+}
+
+/**
+ * An id every event created at `t` or later is above (0 when none is
+ * known), found by bisecting ids between `lo` and `hi`. Any probe created
+ * before `t - ORDER_SLACK_MS` is such an id: an event with a smaller id took
+ * it before that probe's statement ran, so it was created before `t`.
+ */
+export async function idBefore(t: number, lo: number, hi: number, probe: (id: number) => Promise<Probe | undefined>): Promise<number> {
+  while (hi - lo > BISECT_SPAN) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const p = await probe(mid);
+    if (p && p.createdAt < t - ORDER_SLACK_MS) lo = p.id;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * An id every event created at `t` or earlier is below, or null when none
+ * is found, by bisecting ids between `lo` and `hi`: any probe created after
+ * `t + ORDER_SLACK_MS`.
+ */
+export async function idAfter(t: number, lo: number, hi: number, probe: (id: number) => Promise<Probe | undefined>): Promise<number | null> {
+  let bound: number | null = null;
+  while (hi - lo > BISECT_SPAN) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const p = await probe(mid);
+    if (!p) hi = mid;
+    else if (p.createdAt > t + ORDER_SLACK_MS) {
+      bound = p.id;
+      hi = mid;
+    } else lo = p.id;
+  }
+  return bound;
+}
 
 export class PostgresEvents {
   readonly #db: PostgresAccess;
   readonly #table: string;
+  readonly #marks: string;
 
   constructor(db: PostgresAccess) {
     this.#db = db;
     this.#table = db.table('events');
+    this.#marks = db.table('event_marks');
   }
 
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const now = this.#db.now();
     return this.#db.tx(async (c) => {
+      // The transaction id first: an INSERT takes the row's id before the
+      // transaction id its first write would take, and the marks count on
+      // every event's id being taken after its transaction id.
+      await this.#db.q('SELECT pg_current_xact_id()', [], c);
       const out: StoredEvent[] = [];
       for (const e of events) {
         const [row] = await this.#db.q<EventRow>(
@@ -172,8 +261,19 @@ export class PostgresEvents {
   }
 
   async list(f: EventFilter): Promise<StoredEvent[]> {
+    let after = f.after;
+    let before: number | null = null;
+    if (f.createdFrom != null || f.createdTo != null) {
+      const range = await this.idRange(f.createdFrom, f.createdTo);
+      after = Math.max(after, range.after);
+      before = range.before;
+    }
     const where = ['id > $1', SETTLED];
-    const values: unknown[] = [f.after];
+    const values: unknown[] = [after];
+    if (before != null) {
+      values.push(before);
+      where.push(`id < $${values.length}`);
+    }
     if (f.typeLike?.length) {
       values.push(f.typeLike);
       where.push(`type LIKE ANY ($${values.length}::text[])`);
@@ -207,15 +307,56 @@ export class PostgresEvents {
     return rows.map(rowToEvent);
   }
 
+  /**
+   * Ids that hold every event created from `from` to `to` (either open):
+   * above `after` and, when `before` is not null, below it.
+   */
+  async idRange(from?: number, to?: number): Promise<{ after: number; before: number | null }> {
+    const [ends] = await this.#db.q<{ lo: number | null; hi: number | null }>(`SELECT min(id) AS lo, max(id) AS hi FROM ${this.#table}`);
+    if (ends.hi == null) return { after: 0, before: null };
+    const probe = async (id: number): Promise<Probe | undefined> => {
+      const [row] = await this.#db.q<{ id: number; created_at: number }>(
+        `SELECT id, created_at FROM ${this.#table} WHERE id >= $1 ORDER BY id LIMIT 1`,
+        [id],
+      );
+      return row && { id: row.id, createdAt: row.created_at };
+    };
+    const lo = (ends.lo ?? 1) - 1;
+    const after = from == null ? 0 : await idBefore(from, lo, ends.hi, probe);
+    const before = to == null ? null : await idAfter(to, Math.max(lo, after), ends.hi + 1, probe);
+    return { after, before };
+  }
+
   /** The newest id a reader can start after without missing an event still being written. */
   async lastId(): Promise<number> {
-    const [row] = await this.#db.q<{ id: string | null }>(
+    // Every event not yet settled is above the newest settled mark.
+    const [row] = await this.#db.q<{ id: number | null }>(
       `SELECT coalesce(
-         (SELECT min(id) - 1 FROM ${this.#table} WHERE NOT (${SETTLED})),
+         (SELECT min(id) - 1 FROM ${this.#table}
+          WHERE id > coalesce((SELECT id FROM ${this.#marks} WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id DESC LIMIT 1), 0)
+            AND NOT (${SETTLED})),
          (SELECT max(id) FROM ${this.#table}),
          0) AS id`,
     );
     return Number(row.id ?? 0);
+  }
+
+  /**
+   * Marks the newest visible id with the snapshot it was read in, and drops
+   * the marks older than the newest settled one. One snapshot serves both
+   * reads: every transaction id from its `xmax` on was taken after it, and
+   * so were their events' ids, which are therefore above every id it sees.
+   */
+  async mark(): Promise<void> {
+    await this.#db.q(
+      `WITH pruned AS (
+         DELETE FROM ${this.#marks}
+         WHERE id < (SELECT max(id) FROM ${this.#marks} WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot()))
+       )
+       INSERT INTO ${this.#marks} (id, horizon)
+       SELECT coalesce((SELECT max(id) FROM ${this.#table}), 0), pg_snapshot_xmax(pg_current_snapshot())
+       ON CONFLICT (id) DO NOTHING`,
+    );
   }
 
   /** Events of these types after `after` (up to `upTo`), counted per type and target. */
@@ -228,11 +369,26 @@ export class PostgresEvents {
     return rows.map((r) => ({ type: r.type, target: r.target, n: Number(r.n) }));
   }
 
+  /**
+   * Deletes the events created before `before`, walking the ids from the
+   * oldest up a chunk at a time. It stops at a chunk holding an event
+   * created at `before + ORDER_SLACK_MS` or later: every later id was
+   * created after `before`.
+   */
   async delete(before: number): Promise<number> {
-    const rows = await this.#db.q<{ n: string }>(
-      `WITH d AS (DELETE FROM ${this.#table} WHERE created_at < $1 RETURNING 1) SELECT count(*) AS n FROM d`,
-      [before],
-    );
-    return Number(rows[0].n);
+    let deleted = 0;
+    let cursor = 0;
+    for (;;) {
+      const [r] = await this.#db.q<{ n: number; last: number | null; newest: number | null; seen: number }>(
+        `WITH c AS MATERIALIZED (SELECT id, created_at FROM ${this.#table} WHERE id > $1 ORDER BY id LIMIT $3),
+           d AS (DELETE FROM ${this.#table} WHERE id = ANY (ARRAY(SELECT id FROM c WHERE created_at < $2)) RETURNING 1)
+         SELECT (SELECT count(*) FROM d)::int AS n, (SELECT max(id) FROM c) AS last,
+           (SELECT max(created_at) FROM c) AS newest, (SELECT count(*) FROM c)::int AS seen`,
+        [cursor, before, DELETE_CHUNK],
+      );
+      deleted += r.n;
+      if (r.seen < DELETE_CHUNK || r.last == null || (r.newest ?? 0) >= before + ORDER_SLACK_MS) return deleted;
+      cursor = r.last;
+    }
   }
 }

@@ -14,7 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
-import { eventsMigrationSql, writtenEventsMigrationSql } from './events.ts';
+import { eventsMigrationSql, marksMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
@@ -155,5 +155,10 @@ ${writtenEventsMigrationSql(s)}
     version: 8,
     name: 'usage records written once',
     sql: usageWritesMigrationSql,
+  },
+  {
+    version: 9,
+    name: 'events found through their ids: marks of settled ids instead of the time and transaction indexes',
+    sql: marksMigrationSql,
   },
 ];
