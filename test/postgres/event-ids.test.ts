@@ -11,6 +11,7 @@ import pg from 'pg';
 import { Queue } from '../../src/index.ts';
 import { idAfter, idBefore, ORDER_SLACK_MS, type Probe } from '../../src/store/postgres/events.ts';
 import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
+import { recordingPool, type Sent } from '../helpers/recording-pool.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** A deterministic spread of -n..n, so created_at wanders around the id order. */
@@ -45,16 +46,7 @@ describe('PostgreSQL events found through their ids', { skip: postgresUnavailabl
   /** A queue on a fresh schema through a pool that records the store's statements. */
   async function open() {
     const schema = freshSchema();
-    const seen: Array<{ text: string; values: unknown[] }> = [];
-    const pool = new pg.Pool({ connectionString: await postgresBaseUrl(), max: 4 });
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-        const q = args[0] as { text?: string; values?: unknown[] };
-        if (q && typeof q.text === 'string' && Array.isArray(q.values)) seen.push({ text: q.text, values: q.values });
-        return query(...args);
-      };
-    });
+    const { pool, seen } = await recordingPool();
     const queue = await Queue.open(undefined, { pool, schema });
     const events = `"${schema}".events`;
     return { schema, seen, pool, queue, events };
@@ -80,7 +72,7 @@ describe('PostgreSQL events found through their ids', { skip: postgresUnavailabl
   }
 
   /** Plans every statement the store sent that reads the events table, for its values and for any. */
-  async function assertNoScan(pool: pg.Pool, seen: Array<{ text: string; values: unknown[] }>, schema: string) {
+  async function assertNoScan(pool: pg.Pool, seen: Sent[], schema: string) {
     const reads = seen.filter((s) => s.text.includes(`"${schema}".events `) && !/^\s*INSERT/i.test(s.text));
     assert.ok(reads.length > 0);
     const scans = (node: { 'Node Type': string; 'Relation Name'?: string; Plans?: unknown[] }): string[] => [

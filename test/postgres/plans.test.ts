@@ -13,10 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pg from 'pg';
 import { Queue } from '../../src/index.ts';
 import type { PostgresStore } from '../../src/store/postgres/index.ts';
-import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
+import { freshSchema, postgresUnavailable } from '../helpers/engines.ts';
+import { recordingPool } from '../helpers/recording-pool.ts';
 
 interface PlanNode {
   'Node Type': string;
@@ -42,16 +42,7 @@ function faults(node: PlanNode, table: string): string[] {
 describe('PostgreSQL plans of batched lease writes', { skip: postgresUnavailable }, () => {
   it('reach each job by id and join the batch in one pass, even when the statistics say no job runs', async () => {
     const schema = freshSchema();
-    const seen: Array<{ text: string; values: unknown[] }> = [];
-    const pool = new pg.Pool({ connectionString: await postgresBaseUrl(), max: 4 });
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-        const q = args[0] as { text?: string; values?: unknown[] };
-        if (q && typeof q.text === 'string' && Array.isArray(q.values)) seen.push({ text: q.text, values: q.values });
-        return query(...args);
-      };
-    });
+    const { pool, seen } = await recordingPool();
     try {
       const queue = await Queue.open(undefined, { pool, schema });
       const store = queue.store as PostgresStore;
