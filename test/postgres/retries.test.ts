@@ -91,6 +91,43 @@ describe('PostgreSQL writes retried after a lost reply', { skip: postgresUnavail
     }
   });
 
+  it('appends logs and publishes events once when the reply to their commit was lost', async () => {
+    const { pool, lose, lost } = lossyPool(await postgresBaseUrl());
+    const schema = freshSchema();
+    try {
+      const queue = await Queue.open(undefined, { pool, schema });
+      const store = queue.store as PostgresStore;
+      const job = await queue.submit({ agent: 'a' });
+      const log = (message: string) => ({ jobId: job.id, attempt: 1, level: 'info' as const, message, data: null });
+
+      lose(/INSERT INTO .*job_logs/s);
+      await store.appendLogs([log('one'), log('two')]);
+      assert.equal(lost(), 1, 'the reply to the log append was lost');
+      await store.appendLogs([log('three')]);
+      assert.deepEqual(
+        (await store.listLogs(job.id, 0, 100)).map((l) => l.message),
+        ['one', 'two', 'three'],
+      );
+
+      lose(/^COMMIT$/);
+      const start = await queue.events.lastId();
+      const published = await queue.events.publish({ type: 'app.once', payload: { n: 1 } });
+      assert.equal(lost(), 2, 'the reply to the publish was lost');
+      const stored = await queue.events.list({ after: start, pattern: 'app.*' });
+      assert.deepEqual(stored.map((e) => [e.id, e.type, e.payload]), [[published.id, 'app.once', { n: 1 }]]);
+
+      // Appends' ids are kept an hour, far past any retry, and dropped with event retention.
+      await pool.query(`INSERT INTO "${schema}".writes (id) VALUES ('00000000000000000000000000')`);
+      const count = async () => Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".writes`)).rows[0].n);
+      assert.equal(await count(), 4);
+      await store.deleteEvents(0);
+      assert.equal(await count(), 3, 'only the old one dropped');
+      await queue.close();
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('creates and removes a schedule whose transaction committed but whose reply was lost', async () => {
     const { pool, lose, lost } = lossyPool(await postgresBaseUrl());
     try {

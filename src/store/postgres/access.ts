@@ -1,5 +1,7 @@
 /** What the PostgreSQL store's parts (schedules, events, users, durable steps, limits) need of it. */
 import type pg from 'pg';
+import { encodeTime } from 'ulidx';
+import { idFactory } from '../../ids.ts';
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
@@ -36,4 +38,29 @@ export const FENCE = `status = 'running' AND worker_id = $2 AND attempts = $3`;
 export function insertOnceSql(insert: string, column: string, table: string, own: string): string {
   return `WITH ins AS (${insert} RETURNING ${column})
     SELECT ${column} FROM ins UNION ALL SELECT ${column} FROM ${table} WHERE ${own}`;
+}
+
+/**
+ * Appends whose rows have no id of their own to be found by (logs, published
+ * events) write an id of the append to `writes` in the same transaction. Tried
+ * again after the reply to its commit was lost, an append finds its id there
+ * and writes nothing. The ids begin with their time (see ids.ts), so those
+ * older than `WRITES_KEPT_MS`, far past any retry, are dropped by range.
+ */
+export function writesMigrationSql(s: string): string {
+  return `CREATE TABLE ${s}.writes (id text COLLATE "C" PRIMARY KEY);`;
+}
+
+export const WRITES_KEPT_MS = 3_600_000;
+
+export const newWriteId = idFactory();
+
+/** The statement that records append `param`: it returns a row only the first time. */
+export function firstWriteSql(writes: string, param: string): string {
+  return `INSERT INTO ${writes} (id) VALUES (${param}) ON CONFLICT DO NOTHING RETURNING 1`;
+}
+
+/** Below this id, writes are older than `WRITES_KEPT_MS`. */
+export function oldWritesBefore(now: number): string {
+  return encodeTime(Math.max(0, now - WRITES_KEPT_MS), 10);
 }

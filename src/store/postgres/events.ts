@@ -32,7 +32,7 @@
  *   newest such mark. The store writes one at most every `MARK_EVERY_MS`
  *   while it works.
  */
-import type { PostgresAccess } from './access.ts';
+import { firstWriteSql, newWriteId, type PostgresAccess } from './access.ts';
 import { rowToEvent, type EventRow } from '../rows.ts';
 import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
 
@@ -230,21 +230,30 @@ export class PostgresEvents {
   readonly #db: PostgresAccess;
   readonly #table: string;
   readonly #marks: string;
+  readonly #writes: string;
 
   constructor(db: PostgresAccess) {
     this.#db = db;
     this.#table = db.table('events');
     this.#marks = db.table('event_marks');
+    this.#writes = db.table('writes');
   }
 
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const now = this.#db.now();
+    const write = newWriteId();
+    let written: StoredEvent[] | undefined;
     return this.#db.tx(async (c) => {
-      // The transaction id first: an INSERT takes the row's id before the
-      // transaction id its first write would take, and the marks count on
-      // every event's id being taken after its transaction id.
-      await this.#db.q('SELECT pg_current_xact_id()', [], c);
+      // The append's id first (see access.ts). Being the transaction's first
+      // write, it also takes the transaction id before any event takes its
+      // id, which the marks count on: an INSERT takes its row's id first.
+      const first = await this.#db.q(firstWriteSql(this.#writes, '$1'), [write], c);
+      if (first.length === 0) {
+        // An earlier try committed; its reply was lost after its events' were read.
+        if (written) return written;
+        throw new Error(`append ${write} was written before, but not by this append`);
+      }
       const out: StoredEvent[] = [];
       for (const e of events) {
         const [row] = await this.#db.q<EventRow>(
@@ -256,6 +265,7 @@ export class PostgresEvents {
         out.push(rowToEvent(row));
       }
       await this.#db.notify(c);
+      written = out;
       return out;
     });
   }

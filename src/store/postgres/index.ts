@@ -22,7 +22,7 @@
  * - Lost connections (a server restart) are retried for a while with backoff;
  *   the pool opens new connections by itself.
  */
-import type { PostgresAccess, Queryable } from './access.ts';
+import { firstWriteSql, newWriteId, oldWritesBefore, type PostgresAccess, type Queryable } from './access.ts';
 import { MARK_EVERY_MS, PostgresEvents, writtenJobEventsSql } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
@@ -335,7 +335,7 @@ export class PostgresStore implements Store, ScheduleStore {
   /** The schema, quoted. */
   readonly #s: string;
   /** Quoted, schema-qualified table names. */
-  readonly #t: { jobs: string; deps: string; logs: string; workers: string; agents: string; migrations: string };
+  readonly #t: { jobs: string; deps: string; logs: string; writes: string; workers: string; agents: string; migrations: string };
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
   #listener: ChangeListener | undefined;
@@ -383,6 +383,7 @@ export class PostgresStore implements Store, ScheduleStore {
       jobs: `${s}.jobs`,
       deps: `${s}.job_deps`,
       logs: `${s}.job_logs`,
+      writes: `${s}.writes`,
       workers: `${s}.workers`,
       agents: `${s}.agents`,
       migrations: `${s}.agentq_migrations`,
@@ -1422,11 +1423,14 @@ export class PostgresStore implements Store, ScheduleStore {
   async appendLogs(logs: readonly NewLog[]): Promise<void> {
     if (logs.length === 0) return;
     logs.forEach((l) => refuseNul('message', l.message));
+    // Once, even when tried again after a lost reply (see access.ts).
     await this.#one(
-      `INSERT INTO ${this.#t.logs} (job_id, attempt, at, level, message, data)
+      `WITH w AS (${firstWriteSql(this.#t.writes, '$7')})
+       INSERT INTO ${this.#t.logs} (job_id, attempt, at, level, message, data)
        SELECT u.job_id, u.attempt, $1, u.level, u.message, u.data
        FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
          AS u(job_id, attempt, level, message, data, n)
+       WHERE EXISTS (SELECT FROM w)
        ORDER BY u.n`,
       [
         this.now(),
@@ -1435,6 +1439,7 @@ export class PostgresStore implements Store, ScheduleStore {
         logs.map((l) => l.level),
         logs.map((l) => l.message),
         logs.map((l) => l.data),
+        newWriteId(),
       ],
     );
     this.#notifySoon();
@@ -1629,7 +1634,9 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#events.count(after, upTo, types);
   }
 
-  deleteEvents(before: number): Promise<number> {
+  /** Event retention, and the appends' ids past any retry with it. */
+  async deleteEvents(before: number): Promise<number> {
+    await this.#one(`DELETE FROM ${this.#t.writes} WHERE id < $1`, [oldWritesBefore(Date.now())]);
     return this.#events.delete(before);
   }
 

@@ -14,6 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
+import { writesMigrationSql } from './access.ts';
 import { eventsMigrationSql, marksMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
@@ -160,5 +161,10 @@ ${writtenEventsMigrationSql(s)}
     version: 9,
     name: 'events found through their ids: marks of settled ids instead of the time and transaction indexes',
     sql: marksMigrationSql,
+  },
+  {
+    version: 10,
+    name: 'logs and published events written once when tried again',
+    sql: writesMigrationSql,
   },
 ];
