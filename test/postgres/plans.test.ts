@@ -1,12 +1,13 @@
 /**
- * The plans of the statements that write a batch of leases (outcomes and
- * heartbeats), under the statistics they meet after a burst of claims: ones
- * gathered while every job was pending, so they say that none runs. A plan
- * that believes them scans the whole jobs table, or compares every lease of
- * the batch with every other, for each batch; under load such a statement
- * ran for most of a second and slowed every other one down. Each batch must
- * instead reach its jobs through the primary key and join them to the batch
- * in one pass.
+ * The plans of a large claim and of the statements that write a batch of
+ * leases (outcomes and heartbeats), under the statistics they meet after a
+ * burst of submits: ones gathered while the table was small and every job
+ * pending, so they say that none runs. A plan that believes them scans the
+ * whole jobs table, or compares every lease of the batch with every other,
+ * for each batch; under load such a statement ran for most of a second and
+ * slowed every other one down, and a table grown since the statistics makes
+ * a scan of it worse still. Each batch must instead reach its jobs through
+ * the primary key and join them to the batch in one pass.
  *
  * The statements are the store's own, caught on their way through an
  * application's pool, and planned again (EXPLAIN, not run) with their values.
@@ -48,6 +49,9 @@ describe('PostgreSQL plans of batched lease writes', { skip: postgresUnavailable
       const store = queue.store as PostgresStore;
       for (let i = 0; i < 4; i++) await queue.submitMany(Array.from({ length: 1000 }, () => ({ agent: 'a' })));
       await pool.query(`ANALYZE "${schema}".jobs`);
+      const beforeClaim = seen.length;
+      assert.equal((await store.claimJobs({ workerId: 'w0', agents: ['a'], limit: 200, leaseMs: 60_000 })).length, 200);
+      const claim = seen.slice(beforeClaim).find((s) => s.text.includes('SKIP LOCKED'))!;
       const jobs = await store.claimJobs({ workerId: 'w1', agents: ['a'], limit: 1000, leaseMs: 60_000 });
       assert.equal(jobs.length, 1000);
       const leases = jobs.map((j) => ({ id: j.id, workerId: 'w1', attempt: j.attempts }));
@@ -74,6 +78,14 @@ describe('PostgreSQL plans of batched lease writes', { skip: postgresUnavailable
       assert.deepEqual([...kinds].sort(), ['complete', 'fail', 'heartbeat']);
       const client = await pool.connect();
       try {
+        // The claim of a batch that is a quarter of the table, planned with those statistics.
+        for (const [how, sql, values] of [
+          ['for its values', `EXPLAIN (FORMAT JSON) ${claim.text}`, claim.values],
+          ['for any values', `EXPLAIN (FORMAT JSON, GENERIC_PLAN) ${claim.text}`, []],
+        ] as const) {
+          const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(sql, [...values]);
+          assert.deepEqual(faults(rows[0]['QUERY PLAN'][0].Plan, 'jobs'), [], `the claim, planned ${how}`);
+        }
         for (const [i, s] of batched.entries()) {
           // As planned for these values, and as a plan for any values (which a prepared
           // statement may switch to after a few runs).
