@@ -10,6 +10,39 @@ import { finished, startWorker } from './helpers/workers.ts';
 
 forEachEngine((engine) => {
   describe(`rate limits and budgets [${engine.name}]`, () => {
+    it('lets starts through while a window has room, and says when the next one may start', async () => {
+      const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
+      const { queue } = await freshQueue(engine, { clock });
+      const store = queue.store;
+      const t0 = clock.now();
+      // 3 a minute: buckets of 3 s; a bucket counts until all of it has left the window.
+      await store.setRateLimit('a', { max: 3, perMs: 60_000 });
+      await store.setRateLimit('b', { max: 1, perMs: 60_000 });
+      assert.deepEqual(await store.takeRateSlots([['a'], ['a', 'free'], ['free']]), [{ ok: true }, { ok: true }, { ok: true }]);
+      clock.advance(10_000);
+      const bucket = (at: number) => Math.floor(at / 3000) * 3000;
+      // A job needing a full key takes nothing of the others it needs.
+      assert.deepEqual(await store.takeRateSlots([['a', 'b'], ['b'], ['a']]), [
+        { ok: true },
+        { ok: false, key: 'b', retryAt: bucket(clock.now()) + 3000 + 60_000 + 1 },
+        { ok: false, key: 'a', retryAt: bucket(t0) + 3000 + 60_000 + 1 },
+      ]);
+      clock.set(bucket(t0) + 3000 + 60_000 + 1);
+      assert.deepEqual(await store.takeRateSlots([['a'], ['a'], ['a']]), [
+        { ok: true },
+        { ok: true },
+        { ok: false, key: 'a', retryAt: bucket(t0 + 10_000) + 3000 + 60_000 + 1 },
+      ]);
+      // A paused key holds everything that needs it until the pause ends, limited or not.
+      await store.pauseRateKeys(['b', 'other'], clock.now() + 5000);
+      assert.deepEqual(await store.takeRateSlots([['other'], ['b']]), [
+        { ok: false, key: 'other', retryAt: clock.now() + 5000 },
+        { ok: false, key: 'b', retryAt: clock.now() + 5000 },
+      ]);
+      clock.advance(5001);
+      assert.deepEqual(await store.takeRateSlots([['other']]), [{ ok: true }]);
+    });
+
     it('never runs more than its concurrency while jobs over a limit are put back', async () => {
       const { queue } = await freshQueue(engine);
       await queue.limits.setRateLimit('agent:x', { max: 1, per: '1h' });

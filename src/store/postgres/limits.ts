@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
 import { FENCE, insertOnceSql, type PostgresAccess } from './access.ts';
+import { bucketAt, decide, freeAt, limitedKey, pausedKey, windowStart, type KeyState } from '../rate-slots.ts';
 
 export function limitsMigrationSql(s: string): string {
   return `
@@ -97,56 +98,36 @@ export class PostgresLimits {
       );
       // The time once the keys are locked: starts are recorded in the order they are let through.
       const now = this.#db.now();
-      type KeyState = { max: number | null; perMs: number; bucketMs: number; buckets: Array<{ at: number; n: number }>; count: number; pausedUntil: number | null; taken: number };
       const state = new Map<string, KeyState>();
+      const buckets = new Map<string, Array<{ at: number; n: number }>>();
       for (const row of rows) {
         const pausedUntil = row.paused_until != null && Number(row.paused_until) > now ? Number(row.paused_until) : null;
         if (row.max == null || row.per_ms == null) {
           if (pausedUntil == null) {
             // A pause that has passed, on a key with no limit of its own: gone.
             await this.#db.q(`DELETE FROM ${this.#t('rate_limits')} WHERE key = $1 AND max IS NULL`, [row.key], c);
-          } else state.set(row.key, { max: null, perMs: 0, bucketMs: 1, buckets: [], count: 0, pausedUntil, taken: 0 });
+          } else state.set(row.key, pausedKey(pausedUntil));
           continue;
         }
         const perMs = Number(row.per_ms);
-        const bucketMs = Math.max(1, Math.floor(perMs / 20));
-        const buckets = (
+        const held = (
           await this.#db.q<{ at: string; n: number }>(
             `WITH gone AS (DELETE FROM ${this.#t('rate_starts')} WHERE key = $1 AND at <= $2)
              SELECT at, n FROM ${this.#t('rate_starts')} WHERE key = $1 AND at > $2 ORDER BY at`,
-            [row.key, now - perMs - bucketMs],
+            [row.key, windowStart(now, perMs)],
             c,
           )
         ).map((b) => ({ at: Number(b.at), n: Number(b.n) }));
-        state.set(row.key, { max: Number(row.max), perMs, bucketMs, buckets, count: buckets.reduce((sum, b) => sum + b.n, 0), pausedUntil, taken: 0 });
+        state.set(row.key, limitedKey(Number(row.max), perMs, held.reduce((sum, b) => sum + b.n, 0), pausedUntil));
+        buckets.set(row.key, held);
       }
-      const freeAt = (s: KeyState) => {
-        let over = s.count + s.taken - (s.max ?? 0) + 1;
-        for (const b of s.buckets) {
-          over -= b.n;
-          if (over <= 0) return b.at + s.bucketMs + s.perMs + 1;
-        }
-        return Math.floor(now / s.bucketMs) * s.bucketMs + s.bucketMs + s.perMs + 1;
-      };
-      const out = requests.map((request): RateSlot => {
-        const taking: KeyState[] = [];
-        for (const key of [...new Set(request)].sort()) {
-          const s = state.get(key);
-          if (!s) continue;
-          if (s.pausedUntil != null) return { ok: false, retryAt: s.pausedUntil, key };
-          if (s.max == null) continue;
-          if (s.count + s.taken >= s.max) return { ok: false, retryAt: freeAt(s), key };
-          taking.push(s);
-        }
-        for (const s of taking) s.taken++;
-        return { ok: true };
-      });
+      const out = decide(requests, (key) => state.get(key), (key, s) => freeAt(s, buckets.get(key) ?? [], now));
       const upserts = [...state].filter(([, s]) => s.taken > 0);
       if (upserts.length > 0) {
         await this.#db.q(
           `INSERT INTO ${this.#t('rate_starts')} (key, at, n) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[])
            ON CONFLICT (key, at) DO UPDATE SET n = ${this.#t('rate_starts')}.n + excluded.n`,
-          [upserts.map(([k]) => k), upserts.map(([, s]) => Math.floor(now / s.bucketMs) * s.bucketMs), upserts.map(([, s]) => s.taken)],
+          [upserts.map(([k]) => k), upserts.map(([, s]) => bucketAt(now, s.bucketMs)), upserts.map(([, s]) => s.taken)],
           c,
         );
       }

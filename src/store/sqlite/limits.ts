@@ -8,6 +8,7 @@
 import { rowToTotals, USAGE_SUMS, type TotalsRow } from '../rows.ts';
 import type { Lease, RateLimitRecord, RateSlot, UsageRecord, UsageTotals } from '../store.ts';
 import { FENCE, type SqliteAccess } from './access.ts';
+import { bucketAt, decide, freeAt, limitedKey, pausedKey, windowStart, type KeyState } from '../rate-slots.ts';
 
 export const limitsMigrationSql = `
 ALTER TABLE jobs ADD COLUMN rate_key TEXT;
@@ -71,7 +72,6 @@ export class SqliteLimits {
     return this.#db.tx(() => {
       // The time once the write lock is held: starts are recorded in the order they are let through.
       const now = this.#db.now();
-      type KeyState = { max: number | null; perMs: number; bucketMs: number; count: number; pausedUntil: number | null; taken: number };
       const state = new Map<string, KeyState | null>();
       const load = (key: string): KeyState | null => {
         if (state.has(key)) return state.get(key)!;
@@ -82,50 +82,27 @@ export class SqliteLimits {
           if (row.max == null || row.per_ms == null) {
             // A pause that has passed, on a key with no limit of its own: gone.
             if (pausedUntil == null) this.#db.run('DELETE FROM rate_limits WHERE key = ? AND max IS NULL', key);
-            else s = { max: null, perMs: 0, bucketMs: 1, count: 0, pausedUntil, taken: 0 };
+            else s = pausedKey(pausedUntil);
           } else {
             const perMs = Number(row.per_ms);
-            const bucketMs = Math.max(1, Math.floor(perMs / 20));
-            this.#db.run('DELETE FROM rate_starts WHERE key = ? AND at <= ?', key, now - perMs - bucketMs);
+            this.#db.run('DELETE FROM rate_starts WHERE key = ? AND at <= ?', key, windowStart(now, perMs));
             const count = Number(this.#db.get<{ n: number | null }>('SELECT sum(n) AS n FROM rate_starts WHERE key = ?', key)!.n ?? 0);
-            s = { max: Number(row.max), perMs, bucketMs, count, pausedUntil, taken: 0 };
+            s = limitedKey(Number(row.max), perMs, count, pausedUntil);
           }
         }
         state.set(key, s);
         return s;
       };
-      const results = requests.map((keys): RateSlot => {
-        const taking: KeyState[] = [];
-        for (const key of [...new Set(keys)].sort()) {
-          const s = load(key);
-          if (!s) continue;
-          if (s.pausedUntil != null) return { ok: false, retryAt: s.pausedUntil, key };
-          if (s.max == null) continue;
-          if (s.count + s.taken >= s.max) return { ok: false, retryAt: this.#freeAt(key, s, now), key };
-          taking.push(s);
-        }
-        for (const s of taking) s.taken++;
-        return { ok: true };
+      const results = decide(requests, load, (key, s) => {
+        const buckets = this.#db.all<{ at: number; n: number }>('SELECT at, n FROM rate_starts WHERE key = ? ORDER BY at', key);
+        return freeAt(s, buckets.map((b) => ({ at: Number(b.at), n: Number(b.n) })), now);
       });
       for (const [key, s] of state) {
         if (!s || s.taken === 0) continue;
-        const at = Math.floor(now / s.bucketMs) * s.bucketMs;
-        this.#db.run('INSERT INTO rate_starts (key, at, n) VALUES (?, ?, ?) ON CONFLICT (key, at) DO UPDATE SET n = n + excluded.n', key, at, s.taken);
+        this.#db.run('INSERT INTO rate_starts (key, at, n) VALUES (?, ?, ?) ON CONFLICT (key, at) DO UPDATE SET n = n + excluded.n', key, bucketAt(now, s.bucketMs), s.taken);
       }
       return results;
     });
-  }
-
-  /** When enough of the oldest buckets have left the window for one more start. */
-  #freeAt(key: string, s: { max: number | null; perMs: number; bucketMs: number; count: number; taken: number }, now: number): number {
-    const buckets = this.#db.all<{ at: number; n: number }>('SELECT at, n FROM rate_starts WHERE key = ? ORDER BY at', key);
-    let over = s.count + s.taken - (s.max ?? 0) + 1;
-    for (const b of buckets) {
-      over -= Number(b.n);
-      if (over <= 0) return Number(b.at) + s.bucketMs + s.perMs + 1;
-    }
-    // Only starts of this batch fill it: free a window from now.
-    return Math.floor(now / s.bucketMs) * s.bucketMs + s.bucketMs + s.perMs + 1;
   }
 
   pause(keys: readonly string[], until: number): void {
