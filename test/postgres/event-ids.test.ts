@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { Queue } from '../../src/index.ts';
+import type { PostgresStore } from '../../src/store/postgres/index.ts';
 import { idAfter, idBefore, ORDER_SLACK_MS, type Probe } from '../../src/store/postgres/events.ts';
 import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
 import { recordingPool, type Sent } from '../helpers/recording-pool.ts';
@@ -149,67 +150,121 @@ describe('PostgreSQL events found through their ids', { skip: postgresUnavailabl
     }
   });
 
-  it('starts readers after the newest settled event, through the marks, while transactions hold events open', async () => {
+  it('reads no event at or above one another transaction is still writing, and starts readers below it', async () => {
     const { schema, pool, queue, events } = await open();
     const other = new pg.Client({ connectionString: await postgresBaseUrl() });
     await other.connect();
     try {
-      /** What lastId must be, read over the whole table. */
-      const whole = async () => {
-        const { rows } = await pool.query<{ id: string }>(
-          `SELECT coalesce((SELECT min(id) - 1 FROM ${events} WHERE tx >= pg_snapshot_xmin(pg_current_snapshot())),
-             (SELECT max(id) FROM ${events}), 0) AS id`,
-        );
-        return Number(rows[0].id);
-      };
       assert.equal(await queue.events.lastId(), 0);
       for (let i = 0; i < 3; i++) await queue.events.publish({ type: 'app.before' });
-      assert.equal(await queue.events.lastId(), await whole());
+      assert.equal(await queue.events.lastId(), 3);
 
-      // An event written and not yet committed, and three committed after it.
+      // An event being written, as the store writes one: its ids held first.
       await other.query('BEGIN');
-      const xact = (await other.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0].x;
+      await other.query(`SELECT "${schema}".hold_event_ids()`);
       const held = Number(
         (await other.query<{ id: string }>(`INSERT INTO ${events} (type, source, payload, created_at) VALUES ('app.held', 'test', '{}', 0) RETURNING id`)).rows[0].id,
       );
+      assert.equal(held, 4);
       for (let i = 0; i < 3; i++) await queue.events.publish({ type: 'app.after' });
-      assert.equal(await queue.events.lastId(), held, 'not past the held event: the three after it are not settled');
-      assert.equal(await whole(), held);
-
-      // Marks written while it is open are not settled, and lastId does not start from them.
-      await waitFor(
-        async () => {
-          await queue.events.lastId();
-          const { rows } = await pool.query(`SELECT 1 FROM "${schema}".event_marks WHERE horizon > $1::xid8`, [xact]);
-          return rows.length > 0;
-        },
-        { what: 'a mark made while the event is held' },
-      );
-      assert.equal(await queue.events.lastId(), held);
+      const types = async (after: number) => (await queue.events.list({ after })).map((e) => e.type);
+      assert.deepEqual(await types(0), ['app.before', 'app.before', 'app.before'], 'none from the held one on');
+      assert.equal(await queue.events.lastId(), held - 1, 'a reader starting now gets the held event');
 
       await other.query('COMMIT');
+      assert.deepEqual(await types(3), ['app.held', 'app.after', 'app.after', 'app.after']);
       assert.equal(await queue.events.lastId(), held + 3);
-      assert.equal(await whole(), held + 3);
-      const seen: string[] = [];
-      const sub = queue.events.subscribe('app.*', (e) => void seen.push(e.type), { after: held - 1, pollMs: 50 });
-      await waitFor(() => seen.length === 4, { what: 'the held event and the three after it' });
-      assert.deepEqual(seen, ['app.held', 'app.after', 'app.after', 'app.after']);
-      sub.close();
-
-      // Settled marks are pruned: only the newest settled one and any newer stay.
-      await waitFor(
-        async () => {
-          await queue.events.lastId();
-          const { rows } = await pool.query<{ n: string }>(
-            `SELECT count(*) AS n FROM "${schema}".event_marks WHERE id < (SELECT max(id) FROM "${schema}".event_marks WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot()))`,
-          );
-          return rows[0].n === '0';
-        },
-        { what: 'old marks pruned' },
-      );
       await queue.close();
     } finally {
       await other.end();
+      await pool.end();
+    }
+  });
+
+  it('does not pass an event whose transaction took its id before an older transaction took a larger one', async () => {
+    // A claim takes its transaction id when it locks its rows and its event ids at the
+    // end; a newer transaction can take a smaller event id in between and commit later.
+    const { schema, pool, queue, events } = await open();
+    const [older, newer] = [new pg.Client({ connectionString: await postgresBaseUrl() }), new pg.Client({ connectionString: await postgresBaseUrl() })];
+    for (const c of [older, newer]) await c.connect();
+    const write = async (c: pg.Client, type: string) => {
+      await c.query(`SELECT "${schema}".hold_event_ids()`);
+      return Number((await c.query<{ id: string }>(`INSERT INTO ${events} (type, source, payload, created_at) VALUES ($1, 'test', '{}', 0) RETURNING id`, [type])).rows[0].id);
+    };
+    try {
+      await older.query('BEGIN');
+      await older.query('SELECT pg_current_xact_id()');
+      await newer.query('BEGIN');
+      await newer.query('SELECT pg_current_xact_id()');
+      const first = await write(newer, 'app.newer');
+      const second = await write(older, 'app.older');
+      assert.ok(first < second);
+      await older.query('COMMIT');
+      assert.deepEqual(await queue.events.list({ after: 0 }), [], 'the older one waits for the smaller id');
+      assert.equal(await queue.events.lastId(), first - 1);
+      const seen: string[] = [];
+      const sub = queue.events.subscribe('app.*', (e) => void seen.push(e.type), { after: 0, pollMs: 20 });
+      await newer.query('COMMIT');
+      await waitFor(() => seen.length === 2, { what: 'both events' });
+      assert.deepEqual(seen, ['app.newer', 'app.older']);
+      sub.close();
+      await queue.close();
+    } finally {
+      for (const c of [older, newer]) await c.end();
+      await pool.end();
+    }
+  });
+
+  it('holds the event ids of every statement that writes job events until its transaction ends', async () => {
+    const { schema, seen, pool, queue, events } = await open();
+    const store = queue.store as PostgresStore;
+    const raw = new pg.Client({ connectionString: await postgresBaseUrl() });
+    await raw.connect();
+    const jobs = `"${schema}".jobs`;
+    /** Runs `write` in a transaction left open, checks readers stop below its events, then commits. */
+    const whileOpen = async (what: string, write: () => Promise<unknown>, type: string) => {
+      const before = await queue.events.lastId();
+      await raw.query('BEGIN');
+      await write();
+      const { rows } = await raw.query<{ id: string; type: string }>(`SELECT id, type FROM ${events} WHERE id > $1 ORDER BY id`, [before]);
+      assert.equal(rows[0]?.type, type, `${what}: its event`);
+      await queue.events.publish({ type: 'app.after' });
+      assert.deepEqual(await queue.events.list({ after: before }), [], `${what}: nothing read past its event while open`);
+      assert.equal(await queue.events.lastId(), Number(rows[0].id) - 1, what);
+      await raw.query('COMMIT');
+      assert.deepEqual((await queue.events.list({ after: before })).map((e) => e.type), [type, 'app.after'], what);
+    };
+    try {
+      const [a] = await queue.submitMany([{ agent: 'x' }, { agent: 'x' }, { agent: 'x' }]);
+      // The statements as the store sends them: a claim, and a completion of a job nothing hangs on.
+      let from = seen.length;
+      const [claimed] = await store.claimJobs({ workerId: 'w1', agents: ['x'], limit: 1, leaseMs: 60_000 });
+      const claim = seen.slice(from).find((q) => q.text.includes('SKIP LOCKED'))!;
+      from = seen.length;
+      await store.finishJobs([{ kind: 'complete', lease: { id: claimed.id, workerId: 'w1', attempt: 1 }, result: 'null' }]);
+      const complete = seen.slice(from).find((q) => q.text.includes('events_written'))!;
+
+      await whileOpen('a claim', () => raw.query(claim.text, claim.values), 'job.started');
+      const { rows } = await pool.query<{ id: string }>(`SELECT id FROM ${jobs} WHERE status = 'running'`);
+      assert.equal(rows.length, 1, 'the job that claim took');
+      await whileOpen(
+        'a completion',
+        () => raw.query(complete.text, complete.values.map((v) => (typeof v === 'string' ? v.replace(claimed.id, rows[0].id) : v))),
+        'job.completed',
+      );
+      await whileOpen('the update trigger', () => raw.query(`UPDATE ${jobs} SET status = 'cancelled', finished_at = 1, updated_at = 1 WHERE status = 'pending'`), 'job.cancelled');
+      await whileOpen(
+        'the insert trigger',
+        async () => {
+          await raw.query(`CREATE TEMP TABLE copy ON COMMIT DROP AS SELECT * FROM ${jobs} WHERE id = $1`, [a.id]);
+          await raw.query(`UPDATE copy SET id = '0000000000ZZZZZZZZZZZZZZZZ', status = 'pending', key = NULL`);
+          await raw.query(`INSERT INTO ${jobs} SELECT * FROM copy`);
+        },
+        'job.created',
+      );
+      await queue.close();
+    } finally {
+      await raw.end();
       await pool.end();
     }
   });

@@ -55,9 +55,13 @@ export const WRITES_KEPT_MS = 3_600_000;
 
 export const newWriteId = idFactory();
 
-/** The statement that records append `param`: it returns a row only the first time. */
-export function firstWriteSql(writes: string, param: string): string {
-  return `INSERT INTO ${writes} (id) VALUES (${param}) ON CONFLICT DO NOTHING RETURNING 1`;
+/**
+ * The statement that records append `param`: it returns a row only the
+ * first time. `from`, when given, is a one-row relation the statement reads
+ * (so that a CTE it names runs first).
+ */
+export function firstWriteSql(writes: string, param: string, from?: string): string {
+  return `INSERT INTO ${writes} (id) ${from ? `SELECT ${param} FROM ${from}` : `VALUES (${param})`} ON CONFLICT DO NOTHING RETURNING 1`;
 }
 
 /** Below this id, writes are older than `WRITES_KEPT_MS`. */

@@ -10,27 +10,23 @@
  *
  * Ids come from an identity column, so they are handed out at insert, not at
  * commit: a transaction that took id 5 may commit after one that took id 6.
- * Readers therefore only see events of transactions older than every one
- * still running (`tx < pg_snapshot_xmin(...)`): once an event is visible,
- * no event with a smaller id can appear later, and a reader that resumes after
- * the last id it saw misses nothing.
+ * Every transaction that writes events therefore first holds a shared
+ * advisory lock keyed by the next id the sequence will hand out
+ * (`hold_event_ids`, migration 11): every id it takes is at or above that
+ * key, and the lock is visible to other sessions (`pg_locks`) until it ends.
+ * A reader first reads the frontier: the least of the next id and the keys
+ * held (one statement), then the events below it (the next): every id below
+ * the frontier is final, committed or rolled back, so a reader that resumes
+ * after the last id it saw misses nothing.
  *
  * The table has one index, its primary key: every job writes two or three
  * events, and each further index cost every one of them an insert. What an
- * index on `created_at` or `tx` would have found is found through the ids:
- *
- * - Ids follow time. A statement takes its `created_at` before it runs and
- *   its ids while it runs, so an event with a larger id than another was
- *   created no earlier than the other's time less the longest a statement
- *   takes (`ORDER_SLACK_MS`). Time bounds become id bounds by bisecting the
- *   ids, and retention walks the ids from the oldest up.
- * - Marks (`event_marks`) say which ids are settled: a mark is the largest
- *   visible id and its snapshot's `xmax` (the mark's `horizon`), read
- *   together. Once every transaction older than the horizon has ended, every event still to
- *   become visible has a larger id than the mark's (a transaction takes its
- *   id after its transaction id: see `append`), so `lastId` reads on from the
- *   newest such mark. The store writes one at most every `MARK_EVERY_MS`
- *   while it works.
+ * index on `created_at` would have found is found through the ids, which
+ * follow time: a statement takes its `created_at` before it runs and its ids
+ * while it runs, so an event with a larger id than another was created no
+ * earlier than the other's time less the longest a statement takes
+ * (`ORDER_SLACK_MS`). Time bounds become id bounds by bisecting the ids, and
+ * retention walks the ids from the oldest up.
  */
 import { firstWriteSql, newWriteId, type PostgresAccess } from './access.ts';
 import { rowToEvent, type EventRow } from '../rows.ts';
@@ -49,7 +45,7 @@ CREATE TABLE ${s}.events (
   payload text NOT NULL,
   created_at bigint NOT NULL
 );
--- Migration 9 drops these two: see marksMigrationSql.
+-- Migration 9 drops these two, migration 11 the tx column.
 CREATE INDEX events_created ON ${s}.events (created_at);
 CREATE INDEX events_tx ON ${s}.events (tx);
 
@@ -59,16 +55,9 @@ CREATE FUNCTION ${s}.job_event_payload(j ${s}.jobs) RETURNS text LANGUAGE sql ST
     'error', j.error::json, 'parentId', j.parent_id)::text
 $f$;
 
-CREATE FUNCTION ${s}.jobs_inserted_events() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
-  SELECT 'job.created', 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.created_at
-  FROM new_jobs n ORDER BY n.id;
-  RETURN NULL;
-END
-$f$;
+${insertedEventsFunctionSql(s, false)}
 
-${updatedEventsFunctionSql(s, false)}
+${updatedEventsFunctionSql(s, false, false)}
 
 CREATE TRIGGER jobs_inserted_events AFTER INSERT ON ${s}.jobs
   REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${s}.jobs_inserted_events();
@@ -88,8 +77,21 @@ CREATE TRIGGER jobs_updated_events AFTER UPDATE ON ${s}.jobs
  */
 const WRITTEN_SETTING = 'agentq.job_events';
 
-/** The update trigger's function: `honourWritten` from migration 7 on. */
-function updatedEventsFunctionSql(s: string, honourWritten: boolean): string {
+/** The insert trigger's function: holding the ids it takes (`hold`) from migration 11 on. */
+function insertedEventsFunctionSql(s: string, hold: boolean): string {
+  return `${hold ? 'CREATE OR REPLACE' : 'CREATE'} FUNCTION ${s}.jobs_inserted_events() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+${hold ? `  PERFORM ${s}.hold_event_ids();
+` : ''}  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+  SELECT 'job.created', 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.created_at
+  FROM new_jobs n ORDER BY n.id;
+  RETURN NULL;
+END
+$f$;`;
+}
+
+/** The update trigger's function: `honourWritten` from migration 7 on, `hold` from 11. */
+function updatedEventsFunctionSql(s: string, honourWritten: boolean, hold: boolean): string {
   return `${honourWritten ? 'CREATE OR REPLACE' : 'CREATE'} FUNCTION ${s}.jobs_updated_events() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
 ${
@@ -100,7 +102,8 @@ ${
   END IF;
 `
       : ''
-  }  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
+  }${hold ? `  PERFORM ${s}.hold_event_ids();
+` : ''}  INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
   SELECT e.type, 'agentq', n.agent, n.id, n.owner, ${s}.job_event_payload(n), n.updated_at
   FROM new_jobs n JOIN old_jobs o ON o.id = n.id
   CROSS JOIN LATERAL (SELECT CASE
@@ -128,7 +131,7 @@ $f$;`;
 
 /** Migration 7: the update trigger leaves out statements that wrote their own job events. */
 export function writtenEventsMigrationSql(s: string): string {
-  return updatedEventsFunctionSql(s, true);
+  return updatedEventsFunctionSql(s, true, false);
 }
 
 /**
@@ -150,7 +153,7 @@ const PAYLOAD_SQL = `'{"jobId":"' || n.id || '","agent":' || to_json(n.agent)::t
  * as the trigger does, and tell the trigger so.
  */
 export function writtenJobEventsSql(s: string, type: string): string {
-  return `events_flag AS MATERIALIZED (SELECT set_config('${WRITTEN_SETTING}', 'written', true)),
+  return `events_flag AS MATERIALIZED (SELECT set_config('${WRITTEN_SETTING}', 'written', true), ${s}.hold_event_ids()),
       events_written AS (
         INSERT INTO ${s}.events (type, source, target, job_id, owner, payload, created_at)
         SELECT '${type}', 'agentq', n.agent, n.id, n.owner, ${PAYLOAD_SQL}, n.updated_at
@@ -158,7 +161,7 @@ export function writtenJobEventsSql(s: string, type: string): string {
       )`;
 }
 
-/** Migration 9: events keep only their primary key; marks of settled ids take over from the `tx` index. */
+/** Migration 9: events keep only their primary key (migration 11 takes over from the `tx` index). */
 export function marksMigrationSql(s: string): string {
   return `
 DROP INDEX ${s}.events_created;
@@ -170,20 +173,51 @@ CREATE TABLE ${s}.event_marks (
 `;
 }
 
+/** Ids below this modulus are a lock's second key; see `hold_event_ids`. */
+const ID_KEY_MODULUS = 2147483648;
+
+/** The first key of the event-id locks of schema `s` (quoted): its name's hash, as a non-negative int4. */
+function idLockClass(s: string): string {
+  return `(hashtext('agentq.events.' || ${quoteLiteral(s.slice(1, -1))}) & 2147483647)`;
+}
+
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** The next id the events' sequence will hand out. */
+function nextIdSql(s: string): string {
+  return `(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM ${s}.events_id_seq)`;
+}
+
+/**
+ * Migration 11: a transaction holds the event ids it will take (see the top
+ * of this file) instead of readers judging each event by its transaction id,
+ * which let a reader pass an event still being written: a transaction that
+ * took its transaction id early and its event ids late (a claim locks its rows
+ * first) made an event visible whose transaction id was older than every
+ * running one while a newer transaction still held a smaller event id.
+ */
+export function heldIdsMigrationSql(s: string): string {
+  return `
+CREATE FUNCTION ${s}.hold_event_ids() RETURNS void LANGUAGE sql VOLATILE AS $f$
+  SELECT pg_advisory_xact_lock_shared(${idLockClass(s)}, (${nextIdSql(s)} % ${ID_KEY_MODULUS})::int)
+$f$;
+${insertedEventsFunctionSql(s, true)}
+${updatedEventsFunctionSql(s, true, true)}
+DROP TABLE ${s}.event_marks;
+ALTER TABLE ${s}.events DROP COLUMN tx;
+`;
+}
+
 /** The longest a statement may take between reading the clock and writing its events. */
 export const ORDER_SLACK_MS = 30_000;
-
-/** How often a working store marks the events table (see `PostgresEvents.mark`). */
-export const MARK_EVERY_MS = 500;
 
 /** Bisection stops when the ids left between its bounds are this few: reading them costs less than more probes. */
 const BISECT_SPAN = 1000;
 
 /** Events retention deletes per statement. */
 const DELETE_CHUNK = 5000;
-
-/** Where readers may look: events of transactions older than every running one. */
-const SETTLED = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
 
 /** The first visible event at or after an id: what a bisection step reads. */
 export interface Probe {
@@ -229,14 +263,32 @@ export async function idAfter(t: number, lo: number, hi: number, probe: (id: num
 export class PostgresEvents {
   readonly #db: PostgresAccess;
   readonly #table: string;
-  readonly #marks: string;
   readonly #writes: string;
+  /** The schema, quoted. */
+  readonly #s: string;
+  /** The frontier: every event id below it is final (see the top of this file). */
+  readonly #frontierSql: string;
 
   constructor(db: PostgresAccess) {
     this.#db = db;
     this.#table = db.table('events');
-    this.#marks = db.table('event_marks');
     this.#writes = db.table('writes');
+    const s = (this.#s = this.#table.slice(0, -'.events'.length));
+    // A held key is the low bits of an id at or below the next one: the id is the
+    // nearest at or below the next with those bits.
+    this.#frontierSql = `WITH n AS (SELECT ${nextIdSql(s)} AS next)
+      SELECT least(n.next, (
+        SELECT min(n.next - (((n.next - l.objid::bigint) % ${ID_KEY_MODULUS}) + ${ID_KEY_MODULUS}) % ${ID_KEY_MODULUS})
+        FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = ${idLockClass(s)}
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      )) AS frontier FROM n`;
+  }
+
+  /** Read before the events it bounds, in an earlier statement: see the top of this file. */
+  async #frontier(): Promise<number> {
+    const [row] = await this.#db.q<{ frontier: number }>(this.#frontierSql);
+    return Number(row.frontier);
   }
 
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
@@ -245,10 +297,12 @@ export class PostgresEvents {
     const write = newWriteId();
     let written: StoredEvent[] | undefined;
     return this.#db.tx(async (c) => {
-      // The append's id first (see access.ts). Being the transaction's first
-      // write, it also takes the transaction id before any event takes its
-      // id, which the marks count on: an INSERT takes its row's id first.
-      const first = await this.#db.q(firstWriteSql(this.#writes, '$1'), [write], c);
+      // The append's id first (see access.ts), with the event ids it will take held.
+      const first = await this.#db.q(
+        `WITH held AS MATERIALIZED (SELECT ${this.#s}.hold_event_ids()) ${firstWriteSql(this.#writes, '$1', 'held')}`,
+        [write],
+        c,
+      );
       if (first.length === 0) {
         // An earlier try committed; its reply was lost after its events' were read.
         if (written) return written;
@@ -278,12 +332,9 @@ export class PostgresEvents {
       after = Math.max(after, range.after);
       before = range.before;
     }
-    const where = ['id > $1', SETTLED];
-    const values: unknown[] = [after];
-    if (before != null) {
-      values.push(before);
-      where.push(`id < $${values.length}`);
-    }
+    const frontier = await this.#frontier();
+    const where = ['id > $1', 'id < $2'];
+    const values: unknown[] = [after, before == null ? frontier : Math.min(before, frontier)];
     if (f.typeLike?.length) {
       values.push(f.typeLike);
       where.push(`type LIKE ANY ($${values.length}::text[])`);
@@ -339,34 +390,7 @@ export class PostgresEvents {
 
   /** The newest id a reader can start after without missing an event still being written. */
   async lastId(): Promise<number> {
-    // Every event not yet settled is above the newest settled mark.
-    const [row] = await this.#db.q<{ id: number | null }>(
-      `SELECT coalesce(
-         (SELECT min(id) - 1 FROM ${this.#table}
-          WHERE id > coalesce((SELECT id FROM ${this.#marks} WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id DESC LIMIT 1), 0)
-            AND NOT (${SETTLED})),
-         (SELECT max(id) FROM ${this.#table}),
-         0) AS id`,
-    );
-    return Number(row.id ?? 0);
-  }
-
-  /**
-   * Marks the newest visible id with the snapshot it was read in, and drops
-   * the marks older than the newest settled one. One snapshot serves both
-   * reads: every transaction id from its `xmax` on was taken after it, and
-   * so were their events' ids, which are therefore above every id it sees.
-   */
-  async mark(): Promise<void> {
-    await this.#db.q(
-      `WITH pruned AS (
-         DELETE FROM ${this.#marks}
-         WHERE id < (SELECT max(id) FROM ${this.#marks} WHERE horizon <= pg_snapshot_xmin(pg_current_snapshot()))
-       )
-       INSERT INTO ${this.#marks} (id, horizon)
-       SELECT coalesce((SELECT max(id) FROM ${this.#table}), 0), pg_snapshot_xmax(pg_current_snapshot())
-       ON CONFLICT (id) DO NOTHING`,
-    );
+    return (await this.#frontier()) - 1;
   }
 
   /** Events of these types after `after` (up to `upTo`), counted per type and target. */

@@ -23,7 +23,7 @@
  *   the pool opens new connections by itself.
  */
 import { firstWriteSql, newWriteId, oldWritesBefore, type PostgresAccess, type Queryable } from './access.ts';
-import { MARK_EVERY_MS, PostgresEvents, writtenJobEventsSql } from './events.ts';
+import { PostgresEvents, writtenJobEventsSql } from './events.ts';
 import { PostgresUsers } from './users.ts';
 import { PostgresDurable } from './durable.ts';
 import { PostgresLimits } from './limits.ts';
@@ -349,9 +349,6 @@ export class PostgresStore implements Store, ScheduleStore {
   #capped = new Set<string>();
   #cappedAt = -Infinity;
   #closed = false;
-  /** When this store last marked the events table, and that write while it runs. */
-  #markedAt = -Infinity;
-  #marking: Promise<void> | undefined;
   readonly #sql = new Map<string, string>();
   readonly #schedules: PostgresSchedules;
 
@@ -496,10 +493,8 @@ export class PostgresStore implements Store, ScheduleStore {
   }
 
   /** A single statement outside a transaction, retried while the server is away. */
-  async #one<T extends Row = Row>(text: string, values: unknown[] = []): Promise<T[]> {
-    const rows = await this.#retrying(() => this.#q<T>(text, values));
-    this.#markSoon();
-    return rows;
+  #one<T extends Row = Row>(text: string, values: unknown[] = []): Promise<T[]> {
+    return this.#retrying(() => this.#q<T>(text, values));
   }
 
   /** Runs `fn` in a transaction on one connection: all of it or none of it. */
@@ -511,7 +506,6 @@ export class PostgresStore implements Store, ScheduleStore {
         await client.query('BEGIN');
         const result = await fn(client, attempt);
         await client.query('COMMIT');
-        this.#markSoon();
         return result;
       } catch (error) {
         if (isBroken(error)) broken = error as Error;
@@ -521,18 +515,6 @@ export class PostgresStore implements Store, ScheduleStore {
         client.release(broken);
       }
     });
-  }
-
-  /**
-   * Marks the events table (see events.ts) when the last mark is
-   * `MARK_EVERY_MS` old: a store at work keeps a settled mark close behind
-   * the newest events, so that `lastId` reads only the few after it.
-   */
-  #markSoon(): void {
-    const now = performance.now();
-    if (now - this.#markedAt < MARK_EVERY_MS || this.#closed) return;
-    this.#markedAt = now;
-    this.#marking = this.#events.mark().catch(() => {});
   }
 
   /** Cached SQL text built once per store (the schema is part of it). */
@@ -638,7 +620,6 @@ export class PostgresStore implements Store, ScheduleStore {
     this.#listeners.clear();
     await this.#listener?.stop();
     this.#listener = undefined;
-    await this.#marking;
     if (this.#ownPool) await this.#pool.end();
   }
 

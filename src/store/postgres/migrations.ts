@@ -15,7 +15,7 @@
  * is either seen by that finish or sees the finished status itself.
  */
 import { writesMigrationSql } from './access.ts';
-import { eventsMigrationSql, marksMigrationSql, writtenEventsMigrationSql } from './events.ts';
+import { eventsMigrationSql, heldIdsMigrationSql, marksMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
 import { durableMigrationSql } from './durable.ts';
@@ -166,5 +166,10 @@ ${writtenEventsMigrationSql(s)}
     version: 10,
     name: 'logs and published events written once when tried again',
     sql: writesMigrationSql,
+  },
+  {
+    version: 11,
+    name: 'event ids held by the transactions that take them',
+    sql: heldIdsMigrationSql,
   },
 ];
