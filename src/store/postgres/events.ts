@@ -293,10 +293,11 @@ export class PostgresEvents {
 
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
-    const now = this.#db.now();
     const write = newWriteId();
     let written: StoredEvent[] | undefined;
     return this.#db.tx(async (c) => {
+      // Read by each try: the events' times must follow their ids.
+      const now = this.#db.now();
       // The append's id first (see access.ts), with the event ids it will take held.
       const first = await this.#db.q(
         `WITH held AS MATERIALIZED (SELECT ${this.#s}.hold_event_ids()) ${firstWriteSql(this.#writes, '$1', 'held')}`,

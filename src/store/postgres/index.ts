@@ -654,13 +654,14 @@ export class PostgresStore implements Store, ScheduleStore {
         throw error;
       }
     });
-    const now = this.now();
+    // The time is read by each try: the job events' times must follow their ids (see events.ts).
     const plain = jobs.every((j) => j.parentId == null && j.dependsOn.length === 0);
     if (plain) {
       // One statement: atomic by itself, one round trip.
-      return this.#retrying(async () => this.#insertPlain(this.#pool, jobs, now));
+      return this.#retrying(async () => this.#insertPlain(this.#pool, jobs, this.now()));
     }
     return this.#tx(async (c) => {
+      const now = this.now();
       const out: InsertedJob[] = new Array(jobs.length);
       const simple: number[] = [];
       for (let i = 0; i < jobs.length; i++) {
@@ -1092,7 +1093,8 @@ export class PostgresStore implements Store, ScheduleStore {
     const took = new Array<boolean>(outcomes.length).fill(false);
     for (const [kind, at] of byKind(outcomes, (o) => o.kind in QUICK_EVENTS)) {
       const list = at.map((i) => outcomes[i]);
-      const rows = await this.#one<{ id: string; attempt: number }>(this.#finishSql(kind, true), this.#finishValues(list, this.now()));
+      // The time is read by each try, as its events' times must follow their ids (see events.ts).
+      const rows = await this.#retrying(() => this.#q<{ id: string; attempt: number }>(this.#finishSql(kind, true), this.#finishValues(list, this.now())));
       markTaken(took, list, at, rows);
     }
     const kinds = byKind(outcomes, (_, i) => !took[i]);
