@@ -626,16 +626,21 @@ export class PostgresStore implements Store, ScheduleStore {
   // ---- jobs ---------------------------------------------------------------------------------
 
   /** Many rows in one statement, from one array per column. Conflicting ids or keys insert nothing. */
-  #insertManySql(): string {
+  /** The INSERT of #insertPlain: from one array per column, or (`one`) from one value per column. */
+  #insertManySql(one: boolean): string {
+    const source = one
+      ? `(SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text,
+        $9::int, $10::int, $11::text, $12::bigint, $13::bigint, $14::text, $15::text, $18::text, $19::text)`
+      : `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+        $9::int[], $10::int[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $18::text[], $19::text[])`;
     return this.#text(
-      'insertMany',
+      one ? 'insertOne' : 'insertMany',
       () => `WITH n AS MATERIALIZED (SELECT pg_notify($17, ''))
       INSERT INTO ${this.#t.jobs} (id, agent, type, instructions, payload, metadata, tags, owner, priority, status,
         max_attempts, backoff, timeout_ms, run_at, key, depends_on, schedule_id, created_at, updated_at, rate_key, budget)
       SELECT u.id, u.agent, u.type, u.instructions, u.payload, u.metadata, u.tags, u.owner, u.priority, 'pending',
         u.max_attempts, u.backoff, u.timeout_ms, u.run_at, u.key, '[]', u.schedule_id, $16, $16, u.rate_key, u.budget
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-        $9::int[], $10::int[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $18::text[], $19::text[])
+      FROM ${source}
         AS u(id, agent, type, instructions, payload, metadata, tags, owner, priority, max_attempts, backoff,
           timeout_ms, run_at, key, schedule_id, rate_key, budget)
       WHERE EXISTS (SELECT 1 FROM n)
@@ -711,9 +716,10 @@ export class PostgresStore implements Store, ScheduleStore {
     });
     const rateKeys = jobs.map((j) => j.rateKey);
     const budgets = jobs.map((j) => j.budget);
-    const inserted = new Set(
-      (await this.#q<{ id: string }>(this.#insertManySql(), [...cols, now, this.#channel, rateKeys, budgets], on)).map((r) => r.id),
-    );
+    // One job (a submit of one) goes as plain values: no arrays to write and unnest.
+    const one = jobs.length === 1;
+    const values = one ? [...cols.map((c) => c[0]), now, this.#channel, rateKeys[0], budgets[0]] : [...cols, now, this.#channel, rateKeys, budgets];
+    const inserted = new Set((await this.#q<{ id: string }>(this.#insertManySql(one), values, on)).map((r) => r.id));
     const out: InsertedJob[] = [];
     const missing: NewJob[] = [];
     for (const j of jobs) {
