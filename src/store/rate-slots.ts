@@ -20,7 +20,7 @@ export interface KeyState {
   taken: number;
 }
 
-export function bucketMsOf(perMs: number): number {
+function bucketMsOf(perMs: number): number {
   return Math.max(1, Math.floor(perMs / 20));
 }
 

@@ -6,6 +6,8 @@ import { idFactory } from '../../ids.ts';
 export type Queryable = pg.Pool | pg.PoolClient;
 
 export interface PostgresAccess {
+  /** agentq's schema, quoted. */
+  schema: string;
   /** A table's name in agentq's schema, quoted. */
   table(name: string): string;
   /**
@@ -51,7 +53,7 @@ export function writesMigrationSql(s: string): string {
   return `CREATE TABLE ${s}.writes (id text COLLATE "C" PRIMARY KEY);`;
 }
 
-export const WRITES_KEPT_MS = 3_600_000;
+const WRITES_KEPT_MS = 3_600_000;
 
 export const newWriteId = idFactory();
 

@@ -264,8 +264,6 @@ export class PostgresEvents {
   readonly #db: PostgresAccess;
   readonly #table: string;
   readonly #writes: string;
-  /** The schema, quoted. */
-  readonly #s: string;
   /** The frontier: every event id below it is final (see the top of this file). */
   readonly #frontierSql: string;
 
@@ -273,7 +271,7 @@ export class PostgresEvents {
     this.#db = db;
     this.#table = db.table('events');
     this.#writes = db.table('writes');
-    const s = (this.#s = this.#table.slice(0, -'.events'.length));
+    const s = db.schema;
     // A held key is the low bits of an id at or below the next one: the id is the
     // nearest at or below the next with those bits.
     this.#frontierSql = `WITH n AS (SELECT ${nextIdSql(s)} AS next)
@@ -300,7 +298,7 @@ export class PostgresEvents {
       const now = this.#db.now();
       // The append's id first (see access.ts), with the event ids it will take held.
       const first = await this.#db.q(
-        `WITH held AS MATERIALIZED (SELECT ${this.#s}.hold_event_ids()) ${firstWriteSql(this.#writes, '$1', 'held')}`,
+        `WITH held AS MATERIALIZED (SELECT ${this.#db.schema}.hold_event_ids()) ${firstWriteSql(this.#writes, '$1', 'held')}`,
         [write],
         c,
       );
@@ -329,7 +327,7 @@ export class PostgresEvents {
     let after = f.after;
     let before: number | null = null;
     if (f.createdFrom != null || f.createdTo != null) {
-      const range = await this.idRange(f.createdFrom, f.createdTo);
+      const range = await this.#idRange(f.createdFrom, f.createdTo);
       after = Math.max(after, range.after);
       before = range.before;
     }
@@ -373,7 +371,7 @@ export class PostgresEvents {
    * Ids that hold every event created from `from` to `to` (either open):
    * above `after` and, when `before` is not null, below it.
    */
-  async idRange(from?: number, to?: number): Promise<{ after: number; before: number | null }> {
+  async #idRange(from?: number, to?: number): Promise<{ after: number; before: number | null }> {
     const [ends] = await this.#db.q<{ lo: number | null; hi: number | null }>(`SELECT min(id) AS lo, max(id) AS hi FROM ${this.#table}`);
     if (ends.hi == null) return { after: 0, before: null };
     const probe = async (id: number): Promise<Probe | undefined> => {

@@ -389,6 +389,7 @@ export class PostgresStore implements Store, ScheduleStore {
     };
     this.#channel = `agentq.${this.schema}`;
     const access: PostgresAccess = {
+      schema: s,
       table: (name) => `${s}.${name}`,
       q: (text, values, on) => (on ? this.#q(text, values, on) : this.#one(text, values)),
       tx: (fn) => this.#tx(fn),
@@ -627,7 +628,7 @@ export class PostgresStore implements Store, ScheduleStore {
 
   /** Many rows in one statement, from one array per column. Conflicting ids or keys insert nothing. */
   /** The INSERT of #insertPlain: from one array per column, or (`one`) from one value per column. */
-  #insertManySql(one: boolean): string {
+  #insertPlainSql(one: boolean): string {
     const source = one
       ? `(SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text,
         $9::int, $10::int, $11::text, $12::bigint, $13::bigint, $14::text, $15::text, $18::text, $19::text)`
@@ -719,7 +720,7 @@ export class PostgresStore implements Store, ScheduleStore {
     // One job (a submit of one) goes as plain values: no arrays to write and unnest.
     const one = jobs.length === 1;
     const values = one ? [...cols.map((c) => c[0]), now, this.#channel, rateKeys[0], budgets[0]] : [...cols, now, this.#channel, rateKeys, budgets];
-    const inserted = new Set((await this.#q<{ id: string }>(this.#insertManySql(one), values, on)).map((r) => r.id));
+    const inserted = new Set((await this.#q<{ id: string }>(this.#insertPlainSql(one), values, on)).map((r) => r.id));
     const out: InsertedJob[] = [];
     const missing: NewJob[] = [];
     for (const j of jobs) {
