@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Queue, Worker } from '../src/index.ts';
+import { youngGeneration } from '../bin/young-generation.js';
 import { benchEvents } from './events.ts';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres-server.ts';
 
@@ -50,8 +51,8 @@ interface BenchWorker {
 
 function startWorker(config: Record<string, unknown>, onLatency?: (ms: number) => void): Promise<BenchWorker> {
   const child = fork(workerScript, [], {
-    // The V8 flags the agentq command runs its worker processes with on PostgreSQL (bin/agentq.js).
-    execArgv: ['--max-semi-space-size=16'],
+    // The V8 flags the agentq command runs its worker processes with on PostgreSQL.
+    execArgv: [youngGeneration(String(config.url))],
     env: { ...process.env, AGENTQ_BENCH_WORKER: JSON.stringify(config) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

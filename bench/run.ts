@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from '../src/index.ts';
+import { youngGeneration } from '../bin/young-generation.js';
 import { benchEvents } from './events.ts';
 import { benchHttp } from './http.ts';
 
@@ -169,8 +170,8 @@ async function throughputInProcess(options: { rateLimited?: boolean } = {}): Pro
   await queue.close();
 }
 
-/** The V8 flags the agentq command runs its worker, serve and scheduler processes with (bin/agentq.js). */
-const AGENTQ_WORKER_FLAGS = ['--max-semi-space-size=4'];
+/** The V8 flags the agentq command runs its worker, serve and scheduler processes with on SQLite. */
+const AGENTQ_WORKER_FLAGS = [youngGeneration('agentq.db')];
 
 async function throughputProcesses(processes: number, execArgv: string[] = AGENTQ_WORKER_FLAGS): Promise<number> {
   const db = freshDb();

@@ -8,13 +8,14 @@
 // (--max-semi-space-size=4), which costs it no speed; on PostgreSQL it is
 // 16 MB: a busy worker there spends about a sixth less CPU per job (less of
 // it collecting garbage), and its RSS after 100,000 jobs measured no higher
-// (bench/postgres.ts runs its worker processes with the same flag). This
+// (the benches run their worker processes with the same flags). This
 // process forwards signals to the child, exits as it does, and the child
 // stops when this process goes away. AGENTQ_NODE_OPTIONS replaces the flag
 // (empty: run in this process as it is).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { youngGeneration } from './young-generation.js';
 
 const LONG_RUNNING = new Set(['worker', 'serve', 'scheduler']);
 const WITH_VALUE = new Set(['--db', '--server', '--token']);
@@ -26,11 +27,6 @@ function databaseOf(args) {
     if (args[i].startsWith('--db=')) return args[i].slice('--db='.length);
   }
   return process.env.AGENTQ_DATABASE_URL ?? '';
-}
-
-/** The young generation's cap for the engine the database names. */
-function youngGeneration(db) {
-  return /^postgres(ql)?:\/\//i.test(db.trim()) ? '--max-semi-space-size=16' : '--max-semi-space-size=4';
 }
 
 function commandOf(args) {
