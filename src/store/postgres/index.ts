@@ -126,13 +126,11 @@ const CAPS_CACHE_MS = 1000;
 const ASYNC_COMMIT = `async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))`;
 
 /**
- * The status test of the claim's update, which finds its jobs by the row
- * addresses (ctid) of the versions its pick locked (`j.ctid = ANY` them: a
- * TID scan, no walk down the primary key per job; joined to the picked ids
- * instead, a claim of a few hundred was planned as a scan of the table once
- * statistics said it was small). A locked version stays where it is until
- * the statement ends. Written so that the planner neither scans a status
- * index by it nor trusts a stale estimate of it.
+ * The status test of the claim's update, which finds its jobs by id
+ * (`j.id = ANY` the picked ids: joined to them instead, a claim of a few
+ * hundred was planned as a scan of the table once statistics said it was
+ * small), written so that the planner neither scans a status index by it nor
+ * trusts a stale estimate of it.
  */
 function byIdWhereStatus(statuses: string): string {
   return `(j.status IN (${statuses})) IS TRUE`;
@@ -904,9 +902,9 @@ export class PostgresStore implements Store, ScheduleStore {
     return this.#text(
       `claim:${typed}`,
       () => `WITH ${ASYNC_COMMIT}, pick AS MATERIALIZED (
-        SELECT c.ctid FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
+        SELECT c.id FROM unnest($4::text[], $5::int[], $6::bool[]) AS a(agent, room, held)
         CROSS JOIN LATERAL (
-          SELECT j.ctid, j.id, j.priority, j.run_at FROM ${this.#t.jobs} j
+          SELECT j.id, j.priority, j.run_at FROM ${this.#t.jobs} j
           WHERE j.status = 'pending' AND j.agent = a.agent AND j.run_at <= $2${typed ? ' AND j.type = ANY($8::text[])' : ''}
           ORDER BY j.priority DESC, j.run_at, j.id
           LIMIT a.room
@@ -919,7 +917,7 @@ export class PostgresStore implements Store, ScheduleStore {
       ), upd AS (
         UPDATE ${this.#t.jobs} j SET status = 'running', worker_id = $1, attempts = j.attempts + 1, started_at = $2,
           heartbeat_at = $2, lease_expires_at = $3, updated_at = $2, progress = 0, progress_message = NULL
-        WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM pick)) AND ${byIdWhereStatus(fromStatesSql('claim'))} AND EXISTS (SELECT 1 FROM async)
+        WHERE j.id = ANY (ARRAY(SELECT id FROM pick)) AND ${byIdWhereStatus(fromStatesSql('claim'))} AND EXISTS (SELECT 1 FROM async)
         RETURNING j.*
       ), ${writtenJobEventsSql(this.#s, 'job.started')}
       SELECT * FROM upd`,
