@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import pg from 'pg';
 import { Queue } from '../../src/index.ts';
 import type { PostgresStore } from '../../src/store/postgres/index.ts';
+import { newWriteId } from '../../src/store/postgres/access.ts';
 import { idAfter, idBefore, ORDER_SLACK_MS, type Probe } from '../../src/store/postgres/events.ts';
 import { freshSchema, postgresBaseUrl, postgresUnavailable } from '../helpers/engines.ts';
 import { recordingPool, type Sent } from '../helpers/recording-pool.ts';
@@ -243,6 +244,9 @@ describe('PostgreSQL events found through their ids', { skip: postgresUnavailabl
       from = seen.length;
       await store.finishJobs([{ kind: 'complete', lease: { id: claimed.id, workerId: 'w1', attempt: 1 }, result: 'null' }]);
       const complete = seen.slice(from).find((q) => q.text.includes('events_written'))!;
+      from = seen.length;
+      await queue.events.publish({ type: 'app.replayed' });
+      const publish = seen.slice(from).find((q) => q.text.includes('INSERT INTO') && q.text.includes('events'))!;
 
       await whileOpen('a claim', () => raw.query(claim.text, claim.values), 'job.started');
       const { rows } = await pool.query<{ id: string }>(`SELECT id FROM ${jobs} WHERE status = 'running'`);
@@ -252,6 +256,8 @@ describe('PostgreSQL events found through their ids', { skip: postgresUnavailabl
         () => raw.query(complete.text, complete.values.map((v) => (typeof v === 'string' ? v.replace(claimed.id, rows[0].id) : v))),
         'job.completed',
       );
+      // A publish, as another append (its id is the append's own, written once).
+      await whileOpen('a publish', () => raw.query(publish.text, publish.values.map((v, i) => (i === 0 ? newWriteId() : v))), 'app.replayed');
       await whileOpen('the update trigger', () => raw.query(`UPDATE ${jobs} SET status = 'cancelled', finished_at = 1, updated_at = 1 WHERE status = 'pending'`), 'job.cancelled');
       await whileOpen(
         'the insert trigger',

@@ -109,19 +109,29 @@ describe('PostgreSQL writes retried after a lost reply', { skip: postgresUnavail
         ['one', 'two', 'three'],
       );
 
-      lose(/^COMMIT$/);
       const start = await queue.events.lastId();
+      lose(/INSERT INTO .*events/s);
       const published = await queue.events.publish({ type: 'app.once', payload: { n: 1 } });
       assert.equal(lost(), 2, 'the reply to the publish was lost');
       const stored = await queue.events.list({ after: start, pattern: 'app.*' });
       assert.deepEqual(stored.map((e) => [e.id, e.type, e.payload]), [[published.id, 'app.once', { n: 1 }]]);
 
+      // Several events in one append: written once, in the order given, and returned as written.
+      const event = (n: number) => ({ type: 'app.many', source: 'test', target: null, jobId: null, owner: null, payload: `{"n":${n}}` });
+      lose(/INSERT INTO .*events/s);
+      const many = await store.appendEvents([event(1), event(2), event(3)]);
+      assert.equal(lost(), 3, 'the reply to the append of three was lost');
+      assert.deepEqual(many.map((e) => e.payload), ['{"n":1}', '{"n":2}', '{"n":3}']);
+      assert.ok(many[0].id < many[1].id && many[1].id < many[2].id, 'ids in the order given');
+      const listed = await queue.events.list({ after: published.id, pattern: 'app.*' });
+      assert.deepEqual(listed.map((e) => [e.id, e.payload]), many.map((e) => [e.id, JSON.parse(e.payload)]));
+
       // Appends' ids are kept an hour, far past any retry, and dropped with event retention.
       await pool.query(`INSERT INTO "${schema}".writes (id) VALUES ('00000000000000000000000000')`);
       const count = async () => Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".writes`)).rows[0].n);
-      assert.equal(await count(), 4);
+      assert.equal(await count(), 5);
       await store.deleteEvents(0);
-      assert.equal(await count(), 3, 'only the old one dropped');
+      assert.equal(await count(), 4, 'only the old one dropped');
       await queue.close();
     } finally {
       await pool.end();

@@ -23,6 +23,8 @@ export interface PostgresAccess {
   tx<T>(fn: (c: pg.PoolClient, attempt: number) => Promise<T>): Promise<T>;
   /** Wakes listeners in every process when the transaction commits. */
   notify(c: Queryable): Promise<void>;
+  /** The channel `notify` notifies on, for statements that notify by themselves. */
+  channel: string;
   now(): number;
 }
 
@@ -53,17 +55,22 @@ export function writesMigrationSql(s: string): string {
   return `CREATE TABLE ${s}.writes (id text COLLATE "C" PRIMARY KEY);`;
 }
 
+/**
+ * Migration 12: a published append records its events' ids with its own, so
+ * that it can be one statement (its reply, lost, is its commit's) and a try
+ * after a lost reply still returns what the first wrote.
+ */
+export function writtenEventIdsMigrationSql(s: string): string {
+  return `ALTER TABLE ${s}.writes ADD COLUMN events bigint[];`;
+}
+
 const WRITES_KEPT_MS = 3_600_000;
 
 export const newWriteId = idFactory();
 
-/**
- * The statement that records append `param`: it returns a row only the
- * first time. `from`, when given, is a one-row relation the statement reads
- * (so that a CTE it names runs first).
- */
-export function firstWriteSql(writes: string, param: string, from?: string): string {
-  return `INSERT INTO ${writes} (id) ${from ? `SELECT ${param} FROM ${from}` : `VALUES (${param})`} ON CONFLICT DO NOTHING RETURNING 1`;
+/** The statement that records append `param`: it returns a row only the first time. */
+export function firstWriteSql(writes: string, param: string): string {
+  return `INSERT INTO ${writes} (id) VALUES (${param}) ON CONFLICT DO NOTHING RETURNING 1`;
 }
 
 /** Below this id, writes are older than `WRITES_KEPT_MS`. */

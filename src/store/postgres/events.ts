@@ -28,7 +28,7 @@
  * (`ORDER_SLACK_MS`). Time bounds become id bounds by bisecting the ids, and
  * retention walks the ids from the oldest up.
  */
-import { firstWriteSql, newWriteId, type PostgresAccess } from './access.ts';
+import { newWriteId, type PostgresAccess } from './access.ts';
 import { rowToEvent, type EventRow } from '../rows.ts';
 import type { EventFilter, NewEvent, StoredEvent } from '../store.ts';
 
@@ -266,12 +266,31 @@ export class PostgresEvents {
   readonly #writes: string;
   /** The frontier: every event id below it is final (see the top of this file). */
   readonly #frontierSql: string;
+  /** The statement of `append`. */
+  readonly #appendSql: string;
 
   constructor(db: PostgresAccess) {
     this.#db = db;
     this.#table = db.table('events');
     this.#writes = db.table('writes');
     const s = db.schema;
+    this.#appendSql = `WITH done AS MATERIALIZED (SELECT events FROM ${this.#writes} WHERE id = $1),
+      held AS MATERIALIZED (SELECT ${s}.hold_event_ids() WHERE NOT EXISTS (SELECT 1 FROM done)),
+      ins AS (
+        INSERT INTO ${this.#table} (type, source, target, job_id, owner, payload, created_at)
+        SELECT e.type, e.source, e.target, e.job_id, e.owner, e.payload, $8
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+          WITH ORDINALITY AS e(type, source, target, job_id, owner, payload, n)
+        WHERE EXISTS (SELECT 1 FROM held)
+        ORDER BY e.n
+        RETURNING id, type, source, target, job_id, owner, payload, created_at
+      ),
+      w AS (INSERT INTO ${this.#writes} (id, events) SELECT $1, array_agg(id) FROM ins HAVING count(*) > 0 RETURNING pg_notify($9, ''))
+      SELECT * FROM ins
+      UNION ALL
+      SELECT id, type, source, target, job_id, owner, payload, created_at FROM ${this.#table}
+      WHERE id = ANY (coalesce((SELECT events FROM done), '{}'::bigint[]))
+      ORDER BY id`;
     // A held key is the low bits of an id at or below the next one: the id is the
     // nearest at or below the next with those bits.
     this.#frontierSql = `WITH n AS (SELECT ${nextIdSql(s)} AS next)
@@ -289,38 +308,38 @@ export class PostgresEvents {
     return Number(row.frontier);
   }
 
+  /**
+   * One statement, one round trip: the events, in the order given, with the
+   * append's id and their ids in `writes` (see access.ts). A try after one
+   * whose reply was lost finds that row and returns the events it wrote.
+   * While the lost try still runs, the second waits on that row's key and
+   * fails when the first commits, and tries once more.
+   */
   async append(events: readonly NewEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const write = newWriteId();
-    let written: StoredEvent[] | undefined;
-    return this.#db.tx(async (c) => {
-      // Read by each try: the events' times must follow their ids.
-      const now = this.#db.now();
-      // The append's id first (see access.ts), with the event ids it will take held.
-      const first = await this.#db.q(
-        `WITH held AS MATERIALIZED (SELECT ${this.#db.schema}.hold_event_ids()) ${firstWriteSql(this.#writes, '$1', 'held')}`,
-        [write],
-        c,
-      );
-      if (first.length === 0) {
-        // An earlier try committed; its reply was lost after its events' were read.
-        if (written) return written;
-        throw new Error(`append ${write} was written before, but not by this append`);
+    const column = (pick: (e: NewEvent) => string | null) => events.map(pick);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // The time is read by each try: the events' times must follow their ids.
+        const rows = await this.#db.q<EventRow>(this.#appendSql, [
+          write,
+          column((e) => e.type),
+          column((e) => e.source),
+          column((e) => e.target),
+          column((e) => e.jobId),
+          column((e) => e.owner),
+          column((e) => e.payload),
+          this.#db.now(),
+          this.#db.channel,
+        ]);
+        if (rows.length !== events.length) throw new Error(`append ${write} wrote ${rows.length} of ${events.length} events`);
+        return rows.map(rowToEvent);
+      } catch (error) {
+        if (attempt < 2 && (error as { constraint?: unknown }).constraint === 'writes_pkey') continue;
+        throw error;
       }
-      const out: StoredEvent[] = [];
-      for (const e of events) {
-        const [row] = await this.#db.q<EventRow>(
-          `INSERT INTO ${this.#table} (type, source, target, job_id, owner, payload, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, type, source, target, job_id, owner, payload, created_at`,
-          [e.type, e.source, e.target, e.jobId, e.owner, e.payload, now],
-          c,
-        );
-        out.push(rowToEvent(row));
-      }
-      await this.#db.notify(c);
-      written = out;
-      return out;
-    });
+    }
   }
 
   async list(f: EventFilter): Promise<StoredEvent[]> {

@@ -394,6 +394,7 @@ export class PostgresStore implements Store, ScheduleStore {
       q: (text, values, on) => (on ? this.#q(text, values, on) : this.#one(text, values)),
       tx: (fn) => this.#tx(fn),
       notify: (c) => this.#notify(c),
+      channel: this.#channel,
       now: () => this.now(),
     };
     this.#schedules = new PostgresSchedules({

@@ -14,7 +14,7 @@
  * completion also needs, so a dependent inserted while its dependency finishes
  * is either seen by that finish or sees the finished status itself.
  */
-import { writesMigrationSql } from './access.ts';
+import { writesMigrationSql, writtenEventIdsMigrationSql } from './access.ts';
 import { eventsMigrationSql, heldIdsMigrationSql, marksMigrationSql, writtenEventsMigrationSql } from './events.ts';
 import { schedulesMigrationSql } from './schedules.ts';
 import { usersMigrationSql } from './users.ts';
@@ -171,5 +171,10 @@ ${writtenEventsMigrationSql(s)}
     version: 11,
     name: 'event ids held by the transactions that take them',
     sql: heldIdsMigrationSql,
+  },
+  {
+    version: 12,
+    name: 'published events one statement each: their ids kept with the append',
+    sql: writtenEventIdsMigrationSql,
   },
 ];
