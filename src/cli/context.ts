@@ -135,7 +135,7 @@ export async function withApi<T>(
 
 /** The global option of every command. */
 export function dbOption(): Option {
-  return new Option('--db <url>', 'database: a SQLite file path or sqlite: URL (env: AGENTQ_DATABASE_URL)');
+  return new Option('--db <url>', 'database: a SQLite file path, a sqlite: URL, or a postgres:// URL (env: AGENTQ_DATABASE_URL)');
 }
 
 export function jsonOption(what = 'print machine-readable JSON on stdout'): Option {
