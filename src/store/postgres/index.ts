@@ -627,8 +627,7 @@ export class PostgresStore implements Store, ScheduleStore {
 
   // ---- jobs ---------------------------------------------------------------------------------
 
-  /** Many rows in one statement, from one array per column. Conflicting ids or keys insert nothing. */
-  /** The INSERT of #insertPlain: from one array per column, or (`one`) from one value per column. */
+  /** The INSERT of #insertPlain: from one array per column, or (`one`) from one value per column; conflicting ids or keys insert nothing. */
   #insertPlainSql(one: boolean): string {
     const source = one
       ? `(SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text,
